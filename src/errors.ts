@@ -1,0 +1,52 @@
+/**
+ * Domain errors. Each carries a stable `code` that callers and clients
+ * branch on; the HTTP status is chosen only at the HTTP boundary.
+ */
+export class StrongholdError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A setting failed validation; `setting` names it. */
+export class ConfigError extends StrongholdError {
+  readonly setting: string;
+
+  constructor(setting: string, message: string) {
+    super('invalid_config', message);
+    this.setting = setting;
+  }
+}
+
+/** Request input that cannot be accepted as it is. */
+export class InvalidInputError extends StrongholdError {
+  constructor(message: string, code = 'invalid_request') {
+    super(code, message);
+  }
+}
+
+export class NotFoundError extends StrongholdError {
+  constructor(message: string, code = 'not_found') {
+    super(code, message);
+  }
+}
+
+/** The caller's credentials or signature were not accepted. */
+export class AuthError extends StrongholdError {}
+
+/** The request conflicts with the stored state (e.g. a cancelled invoice). */
+export class ConflictError extends StrongholdError {}
+
+/** A dependency (wallet RPC, database) cannot serve the request now. */
+export class UnavailableError extends StrongholdError {
+  constructor(message: string, code = 'unavailable') {
+    super(code, message);
+  }
+}
+
+/** The wallet RPC failed or answered something that is not what it documents. */
+export class WalletRpcError extends StrongholdError {}

@@ -1,0 +1,134 @@
+import { WalletRpcError } from '../errors.js';
+
+export type RawTransfer = Record<string, unknown>;
+
+export type WalletRpcClientOptions = {
+  url: string;
+  timeoutMs: number;
+  /** Upper bound on an answer's size; a wallet that sends more is broken. */
+  maxResponseBytes?: number;
+};
+
+/**
+ * A JSON-RPC client for monero-wallet-rpc. Amounts can exceed 2^53, which
+ * JSON.parse would round, so the amount fields are turned into strings
+ * before parsing and read as bigint by the caller.
+ */
+export class WalletRpcClient {
+  readonly #endpoint: string;
+  readonly #timeoutMs: number;
+  readonly #maxBytes: number;
+  #nextId = 1;
+
+  constructor(options: WalletRpcClientOptions) {
+    this.#endpoint = new URL('/json_rpc', options.url).toString();
+    this.#timeoutMs = options.timeoutMs;
+    this.#maxBytes = options.maxResponseBytes ?? 512 * 1024 * 1024;
+  }
+
+  async call(method: string, params: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: this.#nextId++, method, params });
+    let text: string;
+    try {
+      const response = await fetch(this.#endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+      text = await readLimited(response, this.#maxBytes);
+      if (!response.ok) {
+        throw new WalletRpcError('rpc_http_error', `wallet RPC ${method} answered HTTP ${response.status}`);
+      }
+    } catch (err) {
+      if (err instanceof WalletRpcError) throw err;
+      throw new WalletRpcError('rpc_unreachable', `wallet RPC ${method} failed: ${describe(err)}`);
+    }
+    return parseAnswer(method, text);
+  }
+
+  async getHeight(): Promise<number> {
+    const result = await this.call('get_height');
+    const height = result.height;
+    if (!Number.isSafeInteger(height) || (height as number) < 0 || (height as number) > 1e9) {
+      throw new WalletRpcError('rpc_bad_answer', 'wallet RPC get_height answered no valid height');
+    }
+    return height as number;
+  }
+
+  async getAddress(): Promise<string> {
+    const result = await this.call('get_address', { account_index: 0 });
+    if (typeof result.address !== 'string') {
+      throw new WalletRpcError('rpc_bad_answer', 'wallet RPC get_address answered no address');
+    }
+    return result.address;
+  }
+
+  /** Incoming and pool transfers with heights in (minHeight, maxHeight]. */
+  async incomingTransfers(minHeight: number, maxHeight: number): Promise<RawTransfer[]> {
+    const result = await this.call('get_transfers', {
+      in: true,
+      pool: true,
+      filter_by_height: true,
+      min_height: minHeight,
+      max_height: maxHeight,
+    });
+    const lists = [result.in ?? [], result.pool ?? []];
+    for (const list of lists) {
+      if (!Array.isArray(list)) {
+        throw new WalletRpcError('rpc_bad_answer', 'wallet RPC get_transfers answered a non-list');
+      }
+    }
+    return (lists as unknown[][]).flat() as RawTransfer[];
+  }
+}
+
+function parseAnswer(method: string, text: string): Record<string, unknown> {
+  let answer: unknown;
+  try {
+    answer = JSON.parse(quoteAmounts(text));
+  } catch {
+    throw new WalletRpcError('rpc_bad_answer', `wallet RPC ${method} answered invalid JSON`);
+  }
+  if (answer === null || typeof answer !== 'object') {
+    throw new WalletRpcError('rpc_bad_answer', `wallet RPC ${method} answered a non-object`);
+  }
+  const { error, result } = answer as { error?: { message?: unknown }; result?: unknown };
+  if (error) {
+    const message = typeof error.message === 'string' ? error.message.slice(0, 200) : 'unknown';
+    throw new WalletRpcError('rpc_error', `wallet RPC ${method} failed: ${message}`);
+  }
+  if (result === null || typeof result !== 'object' || Array.isArray(result)) {
+    throw new WalletRpcError('rpc_bad_answer', `wallet RPC ${method} answered no result object`);
+  }
+  return result as Record<string, unknown>;
+}
+
+/**
+ * Quotes the integer values of money fields so that they survive JSON.parse
+ * exactly. Inside a JSON string a quote is always escaped, so a key pattern
+ * that starts with a bare quote can only match a real key.
+ */
+export function quoteAmounts(text: string): string {
+  return text
+    .replace(/("(?:amount|fee|unlock_time)"\s*:\s*)(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g, '$1"$2"')
+    .replace(/("amounts"\s*:\s*\[)([^\]]*)\]/g, (_, head: string, list: string) =>
+      `${head}${list.replace(/-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g, '"$&"')}]`,
+    );
+}
+
+async function readLimited(response: Response, limit: number): Promise<string> {
+  const length = Number(response.headers.get('content-length') ?? 0);
+  if (length > limit) throw new WalletRpcError('rpc_bad_answer', 'wallet RPC answer too large');
+  const text = await response.text();
+  if (text.length > limit) throw new WalletRpcError('rpc_bad_answer', 'wallet RPC answer too large');
+  return text;
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = (err as { cause?: { code?: string; errors?: { code?: string }[] } }).cause;
+    return cause?.code ?? cause?.errors?.[0]?.code ?? err.message;
+  }
+  return 'unknown error';
+}

@@ -1,0 +1,71 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import Database from 'better-sqlite3';
+
+export type Db = Database.Database;
+
+/**
+ * Opens the one writer connection.
+ *
+ * WAL lets readers (backups, `stronghold` commands) run beside the writer.
+ * `synchronous = NORMAL` in WAL mode never corrupts the database and keeps
+ * every commit across a process crash; only a power loss or kernel crash
+ * can roll back the last commits. That is safe here because everything a
+ * commit records can be derived again: payments are rescanned from the
+ * cursor that moved in the same transaction, and a claim's token is derived
+ * from the payment id, so a claim rolled back by a power cut is answered
+ * with the same token when the customer asks again. FULL would cost about
+ * four times the commit rate (5k against 20k claims/s measured here).
+ */
+export function openDatabase(file: string): Db {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const db = new Database(file);
+  chmodSync(file, 0o600);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('cache_size = -65536');
+  migrate(db);
+  return db;
+}
+
+/** Applies the migrations of schema.sql that the database has not seen. */
+export function migrate(db: Db): { from: number; to: number } {
+  const migrations = readMigrations();
+  const from = db.pragma('user_version', { simple: true }) as number;
+  const pending = migrations.filter((m) => m.version > from);
+
+  db.transaction(() => {
+    for (const migration of pending) {
+      db.exec(migration.sql);
+      db.pragma(`user_version = ${migration.version}`);
+    }
+  }).immediate();
+
+  return { from, to: pending.at(-1)?.version ?? from };
+}
+
+type Migration = { version: number; sql: string };
+
+function readMigrations(): Migration[] {
+  const text = readFileSync(schemaPath(), 'utf8');
+  const parts = text.split(/^-- migration: (\d+)\s*$/m);
+  const migrations: Migration[] = [];
+  for (let i = 1; i < parts.length; i += 2) {
+    migrations.push({ version: Number(parts[i]), sql: parts[i + 1]! });
+  }
+  return migrations;
+}
+
+function schemaPath(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let depth = 0; depth < 5; depth++) {
+    const candidate = join(dir, 'schema.sql');
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error('schema.sql not found beside the installation');
+}

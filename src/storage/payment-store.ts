@@ -1,0 +1,253 @@
+import type { Db } from './database.js';
+
+/** An incoming transfer as the monitor validated it. Height 0 means the pool. */
+export type Transfer = {
+  txid: string;
+  major: number;
+  minor: number;
+  pidTag: Buffer;
+  amount: bigint;
+  height: number;
+  unlockTime: bigint;
+  doubleSpendSeen: boolean;
+};
+
+export type PaymentState = 'pending' | 'confirmed' | 'dust' | 'locked' | 'orphaned';
+
+export type PaymentRow = {
+  id: number;
+  txid: string;
+  subaddr_major: number;
+  subaddr_minor: number;
+  pid_tag: Buffer;
+  amount: bigint;
+  height: number;
+  state: PaymentState;
+  required_confirmations: number;
+  first_seen_at: number;
+  confirmed_at: number | null;
+  orphaned_at: number | null;
+};
+
+/** What a scan changed, so caches and filters can follow. */
+export type PaymentEvent = {
+  kind: 'seen' | 'confirmed' | 'orphaned' | 'reappeared' | 'ignored';
+  payment: PaymentRow;
+};
+
+export type Scan = {
+  transfers: Transfer[];
+  walletHeight: number;
+  /** Heights above this (and the pool) were scanned in full. */
+  from: number;
+  now: number;
+};
+
+export type PaymentPolicy = {
+  dustFloor: bigint;
+  requiredConfirmations(pidTag: Buffer): number;
+};
+
+const CURSOR_KEY = 'scan_height';
+
+/**
+ * Payments and the scan cursor. A scan is applied in one transaction: the
+ * transfers it saw, the payments it orphaned or confirmed, and the cursor
+ * that says how far it got, so a crash leaves either all of it or none.
+ */
+export class PaymentStore {
+  readonly #db: Db;
+  readonly #policy: PaymentPolicy;
+  readonly #byKey;
+  readonly #insert;
+  readonly #setHeight;
+  readonly #setState;
+  readonly #pending;
+  readonly #byTag;
+  readonly #getMeta;
+  readonly #setMeta;
+  readonly #lowestPending;
+  readonly #applyScan;
+
+  constructor(db: Db, policy: PaymentPolicy) {
+    this.#db = db;
+    this.#policy = policy;
+    this.#byKey = db
+      .prepare('SELECT * FROM payments WHERE txid = ? AND subaddr_major = ? AND subaddr_minor = ?')
+      .safeIntegers(true);
+    this.#insert = db
+      .prepare(
+        `INSERT INTO payments (txid, subaddr_major, subaddr_minor, pid_tag, amount, height, state,
+           required_confirmations, first_seen_at, confirmed_at)
+         VALUES (@txid, @major, @minor, @pidTag, @amount, @height, @state, @required, @now, @confirmedAt)
+         RETURNING *`,
+      )
+      .safeIntegers(true);
+    this.#setHeight = db.prepare('UPDATE payments SET height = ? WHERE id = ?');
+    this.#setState = db
+      .prepare(
+        `UPDATE payments SET state = @state, confirmed_at = @confirmedAt, orphaned_at = @orphanedAt
+         WHERE id = @id RETURNING *`,
+      )
+      .safeIntegers(true);
+    this.#pending = db.prepare("SELECT * FROM payments WHERE state = 'pending'").safeIntegers(true);
+    this.#byTag = db
+      .prepare('SELECT state, amount, height, required_confirmations FROM payments WHERE pid_tag = ?')
+      .safeIntegers(true);
+    this.#getMeta = db.prepare('SELECT value FROM meta WHERE key = ?').pluck();
+    this.#setMeta = db.prepare(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    );
+    this.#lowestPending = db
+      .prepare("SELECT min(height) FROM payments WHERE state = 'pending' AND height > 0")
+      .pluck();
+    this.#applyScan = db.transaction((scan: Scan) => this.#apply(scan));
+  }
+
+  /** Heights below the cursor have been scanned; undefined before the first scan. */
+  cursor(): number | undefined {
+    const value = this.#getMeta.get(CURSOR_KEY) as string | undefined;
+    return value === undefined ? undefined : Number(value);
+  }
+
+  /**
+   * Where the next scan must start: low enough to see again every payment
+   * that is not final yet, and the last `reorgWindow` blocks, where a reorg
+   * can bring in transfers that the previous scan could not see.
+   */
+  scanFrom(startHeight: number, reorgWindow: number): number {
+    const cursor = this.cursor() ?? startHeight;
+    const lowest = this.#lowestPending.get() as number | null;
+    let from = cursor - reorgWindow;
+    if (lowest !== null && lowest - 1 < from) from = lowest - 1;
+    return Math.max(from, startHeight > 0 ? startHeight - 1 : 0);
+  }
+
+  apply(scan: Scan): PaymentEvent[] {
+    return this.#applyScan.immediate(scan) as PaymentEvent[];
+  }
+
+  /** Every payment to one payment id, as stored. */
+  paymentsFor(pidTag: Buffer): Pick<PaymentRow, 'state' | 'amount' | 'height' | 'required_confirmations'>[] {
+    return (this.#byTag.all(pidTag) as Record<string, unknown>[]).map((row) => ({
+      state: row.state as PaymentState,
+      amount: row.amount as bigint,
+      height: Number(row.height),
+      required_confirmations: Number(row.required_confirmations),
+    }));
+  }
+
+  /** Every payment id tag that has a recorded payment, for filling the Bloom filter. */
+  *allTags(): IterableIterator<Buffer> {
+    const rows = this.#db.prepare('SELECT DISTINCT pid_tag FROM payments').pluck().iterate();
+    for (const tag of rows) yield tag as Buffer;
+  }
+
+  #apply(scan: Scan): PaymentEvent[] {
+    const events: PaymentEvent[] = [];
+    const seen = new Set<string>();
+
+    for (const transfer of scan.transfers) {
+      seen.add(keyOf(transfer.txid, transfer.major, transfer.minor));
+      const event = this.#record(transfer, scan);
+      if (event) events.push(event);
+    }
+    for (const row of this.#pending.all() as Record<string, unknown>[]) {
+      const payment = toRow(row);
+      const key = keyOf(payment.txid, payment.subaddr_major, payment.subaddr_minor);
+      const inWindow = payment.height === 0 || payment.height > scan.from;
+      if (inWindow && !seen.has(key)) {
+        events.push({ kind: 'orphaned', payment: this.#changeState(payment, 'orphaned', scan.now) });
+      } else if (isFinal(payment, scan.walletHeight)) {
+        events.push({ kind: 'confirmed', payment: this.#changeState(payment, 'confirmed', scan.now) });
+      }
+    }
+
+    this.#setMeta.run(CURSOR_KEY, String(scan.walletHeight));
+    return events;
+  }
+
+  #record(transfer: Transfer, scan: Scan): PaymentEvent | undefined {
+    const existing = this.#byKey.get(transfer.txid, transfer.major, transfer.minor) as
+      | Record<string, unknown>
+      | undefined;
+
+    if (existing === undefined) {
+      const state = this.#initialState(transfer);
+      const row = this.#insert.get({
+        txid: transfer.txid,
+        major: transfer.major,
+        minor: transfer.minor,
+        pidTag: transfer.pidTag,
+        amount: transfer.amount,
+        height: transfer.height,
+        state,
+        required: this.#policy.requiredConfirmations(transfer.pidTag),
+        now: scan.now,
+        confirmedAt: null,
+      }) as Record<string, unknown>;
+      return { kind: state === 'pending' ? 'seen' : 'ignored', payment: toRow(row) };
+    }
+
+    const payment = toRow(existing);
+    if (payment.state !== 'pending' && payment.state !== 'orphaned') return undefined;
+    if (payment.height !== transfer.height) {
+      this.#setHeight.run(transfer.height, payment.id);
+      payment.height = transfer.height;
+    }
+    if (payment.state === 'orphaned') {
+      return { kind: 'reappeared', payment: this.#changeState(payment, 'pending', scan.now) };
+    }
+    return undefined;
+  }
+
+  #initialState(transfer: Transfer): PaymentState {
+    if (transfer.amount < this.#policy.dustFloor) return 'dust';
+    if (transfer.unlockTime !== 0n) return 'locked';
+    return 'pending';
+  }
+
+  #changeState(payment: PaymentRow, state: PaymentState, now: number): PaymentRow {
+    const row = this.#setState.get({
+      id: payment.id,
+      state,
+      confirmedAt: state === 'confirmed' ? now : null,
+      orphanedAt: state === 'orphaned' ? now : null,
+    }) as Record<string, unknown>;
+    return toRow(row);
+  }
+}
+
+/** Whether a pending payment has the confirmations its policy demands. */
+export function isFinal(
+  payment: Pick<PaymentRow, 'height' | 'required_confirmations'>,
+  walletHeight: number,
+): boolean {
+  if (payment.required_confirmations === 0) return true;
+  return payment.height > 0 && walletHeight - payment.height >= payment.required_confirmations;
+}
+
+export function confirmationsOf(height: number, walletHeight: number): number {
+  return height > 0 ? Math.max(0, walletHeight - height) : 0;
+}
+
+function keyOf(txid: string, major: number, minor: number): string {
+  return `${txid}:${major}:${minor}`;
+}
+
+function toRow(row: Record<string, unknown>): PaymentRow {
+  return {
+    id: Number(row.id),
+    txid: row.txid as string,
+    subaddr_major: Number(row.subaddr_major),
+    subaddr_minor: Number(row.subaddr_minor),
+    pid_tag: row.pid_tag as Buffer,
+    amount: row.amount as bigint,
+    height: Number(row.height),
+    state: row.state as PaymentState,
+    required_confirmations: Number(row.required_confirmations),
+    first_seen_at: Number(row.first_seen_at),
+    confirmed_at: row.confirmed_at === null ? null : Number(row.confirmed_at),
+    orphaned_at: row.orphaned_at === null ? null : Number(row.orphaned_at),
+  };
+}

@@ -1,0 +1,66 @@
+import type { Db } from './database.js';
+
+export type TicketRow = {
+  id: number;
+  pid_tag: Buffer;
+  token_hash: Buffer;
+  issued_at: number;
+  revoked_at: number | null;
+  revoke_reason: string | null;
+  abuse_score: number;
+};
+
+/** Redeemed payment ids and the hashes of their tokens. */
+export class TicketStore {
+  readonly #claim;
+  readonly #byTag;
+  readonly #byTokenHash;
+  readonly #revoke;
+  readonly #balance;
+
+  constructor(db: Db) {
+    this.#claim = db.prepare(
+      `INSERT INTO tickets (pid_tag, token_hash, issued_at) VALUES (?, ?, ?)
+       ON CONFLICT (pid_tag) DO NOTHING RETURNING *`,
+    );
+    this.#byTag = db.prepare('SELECT * FROM tickets WHERE pid_tag = ?');
+    this.#byTokenHash = db.prepare('SELECT * FROM tickets WHERE token_hash = ?');
+    this.#revoke = db.prepare(
+      `UPDATE tickets SET revoked_at = coalesce(revoked_at, @now), revoke_reason = @reason,
+         abuse_score = @score WHERE token_hash = @tokenHash RETURNING *`,
+    );
+    this.#balance = db
+      .prepare(
+        "SELECT coalesce(sum(amount), 0) FROM payments WHERE pid_tag = ? AND state = 'confirmed'",
+      )
+      .pluck()
+      .safeIntegers(true);
+  }
+
+  /**
+   * Claims a payment id. Exactly one call per tag ever returns `claimed`;
+   * SQLite's unique key decides, so this holds across restarts too.
+   */
+  claim(pidTag: Buffer, tokenHash: Buffer, now: number): { claimed: boolean; ticket: TicketRow } {
+    const inserted = this.#claim.get(pidTag, tokenHash, now) as TicketRow | undefined;
+    if (inserted) return { claimed: true, ticket: inserted };
+    return { claimed: false, ticket: this.#byTag.get(pidTag) as TicketRow };
+  }
+
+  byTag(pidTag: Buffer): TicketRow | undefined {
+    return this.#byTag.get(pidTag) as TicketRow | undefined;
+  }
+
+  byTokenHash(tokenHash: Buffer): TicketRow | undefined {
+    return this.#byTokenHash.get(tokenHash) as TicketRow | undefined;
+  }
+
+  revoke(tokenHash: Buffer, reason: string, score: number, now: number): TicketRow | undefined {
+    return this.#revoke.get({ tokenHash, reason, score, now }) as TicketRow | undefined;
+  }
+
+  /** Confirmed funds paid to a payment id, before and after its redeem. */
+  balance(pidTag: Buffer): bigint {
+    return this.#balance.get(pidTag) as bigint;
+  }
+}

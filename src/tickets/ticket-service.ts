@@ -1,0 +1,172 @@
+import { LRUCache } from 'lru-cache';
+
+import { InvalidInputError, NotFoundError } from '../errors.js';
+import type { PaymentEvent, PaymentStore } from '../storage/payment-store.js';
+import { confirmationsOf } from '../storage/payment-store.js';
+import type { TicketRow, TicketStore } from '../storage/ticket-store.js';
+import type { BloomFilter } from './bloom-filter.js';
+import { type Secrets, tokenHash } from './secrets.js';
+
+export type RedeemResult =
+  | { status: 'success' | 'already_claimed'; token: string; balance: bigint }
+  | { status: 'pending'; confirmations: number; required: number };
+
+export type TokenStatus = {
+  status: 'active' | 'revoked';
+  balance: bigint;
+  issuedAt: number;
+  revokedAt: number | null;
+  abuseScore: number;
+};
+
+/** What redeem and introspection count, for metrics. */
+export type TicketCounters = {
+  bloomMiss(): void;
+  bloomFalsePositive(): void;
+  cacheHit(kind: 'redeem' | 'token'): void;
+};
+
+export type TicketServiceOptions = {
+  payments: PaymentStore;
+  tickets: TicketStore;
+  secrets: Secrets;
+  bloom: BloomFilter;
+  cacheMaxEntries: number;
+  /** The wallet's chain height as last seen by the monitor. */
+  walletHeight(): number;
+  counters?: TicketCounters;
+  now?: () => number;
+};
+
+const PID_PATTERN = /^[0-9a-fA-F]{16}$/;
+const TOKEN_PATTERN = /^[0-9a-f]{64}$/;
+const NO_COUNTERS: TicketCounters = { bloomMiss() {}, bloomFalsePositive() {}, cacheHit() {} };
+
+/**
+ * Anonymous tickets: a payment id with confirmed funds is exchanged, once,
+ * for a service token. Unknown ids are answered from the Bloom filter, hot
+ * ids and tokens from caches; only the rest reach SQLite.
+ */
+export class TicketService {
+  readonly #options: TicketServiceOptions;
+  readonly #counters: TicketCounters;
+  readonly #now: () => number;
+  readonly #claimed: LRUCache<string, { token: string; balance: bigint }>;
+  readonly #statuses: LRUCache<string, TokenStatus>;
+
+  constructor(options: TicketServiceOptions) {
+    this.#options = options;
+    this.#counters = options.counters ?? NO_COUNTERS;
+    this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
+    const max = Math.max(1, options.cacheMaxEntries);
+    this.#claimed = new LRUCache({ max });
+    this.#statuses = new LRUCache({ max });
+  }
+
+  redeem(pidHex: unknown): RedeemResult {
+    const pid = parsePid(pidHex);
+    const tag = this.#options.secrets.pidTag(pid);
+    if (!this.#options.bloom.has(tag)) {
+      this.#counters.bloomMiss();
+      throw new NotFoundError('no payment is known for this payment id');
+    }
+
+    const key = tag.toString('latin1');
+    const cached = this.#claimed.get(key);
+    if (cached) {
+      this.#counters.cacheHit('redeem');
+      return { status: 'already_claimed', token: cached.token, balance: cached.balance };
+    }
+    return this.#redeemStored(pid, tag, key);
+  }
+
+  #redeemStored(pid: Buffer, tag: Buffer, key: string): RedeemResult {
+    const { payments, tickets, secrets } = this.#options;
+    const rows = payments.paymentsFor(tag);
+    const balance = rows.reduce((sum, p) => (p.state === 'confirmed' ? sum + p.amount : sum), 0n);
+
+    if (balance === 0n) {
+      const pending = rows.filter((p) => p.state === 'pending');
+      if (pending.length === 0) return this.#nothingToRedeem(rows.length);
+      const height = this.#options.walletHeight();
+      const best = pending.reduce((a, b) => (confirmationsOf(a.height, height) >= confirmationsOf(b.height, height) ? a : b));
+      return {
+        status: 'pending',
+        confirmations: confirmationsOf(best.height, height),
+        required: best.required_confirmations,
+      };
+    }
+
+    const token = secrets.token(pid);
+    const { claimed } = tickets.claim(tag, tokenHash(token), this.#now());
+    this.#claimed.set(key, { token, balance });
+    return { status: claimed ? 'success' : 'already_claimed', token, balance };
+  }
+
+  #nothingToRedeem(rows: number): never {
+    if (rows === 0) this.#counters.bloomFalsePositive();
+    throw new NotFoundError('no confirmed or pending payment is known for this payment id');
+  }
+
+  status(token: unknown): TokenStatus {
+    const hash = parseTokenHash(token);
+    const key = hash.toString('latin1');
+    const cached = this.#statuses.get(key);
+    if (cached) {
+      this.#counters.cacheHit('token');
+      return cached;
+    }
+
+    const ticket = this.#options.tickets.byTokenHash(hash);
+    if (!ticket) throw new NotFoundError('unknown token');
+    const status = this.#toStatus(ticket);
+    this.#statuses.set(key, status);
+    return status;
+  }
+
+  revoke(token: unknown, reason: string, abuseScore: number): TokenStatus {
+    const hash = parseTokenHash(token);
+    const ticket = this.#options.tickets.revoke(hash, reason, abuseScore, this.#now());
+    if (!ticket) throw new NotFoundError('unknown token');
+    this.#statuses.delete(hash.toString('latin1'));
+    return this.#toStatus(ticket);
+  }
+
+  /** Follows what the monitor recorded: new ids join the filter, balances change. */
+  onPaymentEvents(events: readonly PaymentEvent[]): void {
+    for (const { kind, payment } of events) {
+      if (kind === 'seen' || kind === 'ignored') this.#options.bloom.add(payment.pid_tag);
+      if (kind === 'confirmed' || kind === 'orphaned') this.#forget(payment.pid_tag);
+    }
+  }
+
+  #forget(tag: Buffer): void {
+    this.#claimed.delete(tag.toString('latin1'));
+    const ticket = this.#options.tickets.byTag(tag);
+    if (ticket) this.#statuses.delete(ticket.token_hash.toString('latin1'));
+  }
+
+  #toStatus(ticket: TicketRow): TokenStatus {
+    return {
+      status: ticket.revoked_at === null ? 'active' : 'revoked',
+      balance: this.#options.tickets.balance(ticket.pid_tag),
+      issuedAt: ticket.issued_at,
+      revokedAt: ticket.revoked_at,
+      abuseScore: ticket.abuse_score,
+    };
+  }
+}
+
+export function parsePid(value: unknown): Buffer {
+  if (typeof value !== 'string' || !PID_PATTERN.test(value)) {
+    throw new InvalidInputError('pid must be a string of 16 hex digits', 'invalid_pid');
+  }
+  return Buffer.from(value, 'hex');
+}
+
+function parseTokenHash(value: unknown): Buffer {
+  if (typeof value !== 'string' || !TOKEN_PATTERN.test(value)) {
+    throw new InvalidInputError('token must be 64 lowercase hex digits', 'invalid_token');
+  }
+  return tokenHash(value);
+}
