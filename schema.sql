@@ -44,3 +44,87 @@ CREATE TABLE tickets (
   revoke_reason TEXT,
   abuse_score   INTEGER NOT NULL DEFAULT 0
 ) STRICT;
+
+-- migration: 2
+CREATE TABLE merchants (
+  id             TEXT    PRIMARY KEY,
+  name           TEXT    NOT NULL,
+  webhook_url    TEXT    NOT NULL,
+  webhook_secret TEXT    NOT NULL,
+  created_at     INTEGER NOT NULL,
+  disabled_at    INTEGER
+) STRICT;
+
+-- Several keys per merchant allow rotation without downtime; key_id is the
+-- `keyid` parameter a request signature names.
+CREATE TABLE merchant_keys (
+  key_id      TEXT    PRIMARY KEY,
+  merchant_id TEXT    NOT NULL REFERENCES merchants (id),
+  public_key  BLOB    NOT NULL CHECK (length(public_key) = 32),
+  created_at  INTEGER NOT NULL,
+  revoked_at  INTEGER
+) STRICT;
+
+CREATE INDEX merchant_keys_by_merchant ON merchant_keys (merchant_id);
+
+-- An invoice's payment id is stored in clear (it is inside the integrated
+-- address the merchant shows anyway) and as the tag payments are keyed by.
+CREATE TABLE invoices (
+  seq               INTEGER PRIMARY KEY,
+  id                TEXT    NOT NULL UNIQUE,
+  merchant_id       TEXT    NOT NULL REFERENCES merchants (id),
+  order_id          TEXT,
+  idempotency_key   TEXT,
+  pid_tag           BLOB    NOT NULL UNIQUE,
+  payment_id        TEXT    NOT NULL,
+  address           TEXT    NOT NULL,
+  amount            INTEGER NOT NULL CHECK (amount > 0),
+  description       TEXT,
+  metadata          TEXT    NOT NULL DEFAULT '{}',
+  confirmations     INTEGER NOT NULL,
+  status            TEXT    NOT NULL
+    CHECK (status IN ('New', 'Processing', 'Settled', 'Expired', 'Invalid')),
+  additional_status TEXT    NOT NULL DEFAULT 'None'
+    CHECK (additional_status IN ('None', 'PaidPartial', 'PaidOver', 'PaidLate')),
+  created_at        INTEGER NOT NULL,
+  expires_at        INTEGER NOT NULL,
+  digest            TEXT    NOT NULL,
+  UNIQUE (merchant_id, order_id),
+  UNIQUE (merchant_id, idempotency_key)
+) STRICT;
+
+CREATE INDEX invoices_by_merchant ON invoices (merchant_id, seq);
+CREATE INDEX invoices_open ON invoices (expires_at) WHERE status = 'New';
+
+ALTER TABLE payments ADD COLUMN invoice_seq INTEGER REFERENCES invoices (seq);
+CREATE INDEX payments_by_invoice ON payments (invoice_seq) WHERE invoice_seq IS NOT NULL;
+
+-- The webhook outbox: rows are written in the same transaction as the
+-- change they announce and deleted never; `delivered_at` ends retries.
+CREATE TABLE webhook_deliveries (
+  seq             INTEGER PRIMARY KEY,
+  id              TEXT    NOT NULL UNIQUE,
+  merchant_id     TEXT    NOT NULL REFERENCES merchants (id),
+  invoice_id      TEXT    NOT NULL,
+  type            TEXT    NOT NULL,
+  body            TEXT    NOT NULL,
+  created_at      INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  delivered_at    INTEGER,
+  failed_at       INTEGER
+) STRICT;
+
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+  WHERE delivered_at IS NULL AND failed_at IS NULL;
+
+CREATE TABLE webhook_attempts (
+  id          INTEGER PRIMARY KEY,
+  delivery_id TEXT    NOT NULL REFERENCES webhook_deliveries (id),
+  at          INTEGER NOT NULL,
+  status      INTEGER,
+  error       TEXT,
+  duration_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX webhook_attempts_by_delivery ON webhook_attempts (delivery_id);
