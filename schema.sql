@@ -100,24 +100,37 @@ ALTER TABLE payments ADD COLUMN invoice_seq INTEGER REFERENCES invoices (seq);
 CREATE INDEX payments_by_invoice ON payments (invoice_seq) WHERE invoice_seq IS NOT NULL;
 
 -- The webhook outbox: rows are written in the same transaction as the
--- change they announce and deleted never; `delivered_at` ends retries.
+-- change they announce and deleted never; `delivered_at` or `failed_at`
+-- ends retries. Retry times are in milliseconds so that a backoff schedule
+-- shorter than a second can be expressed; the other times are unix seconds.
+-- `original_id` names the first delivery of the same event for a
+-- redelivery and is NULL otherwise.
 CREATE TABLE webhook_deliveries (
-  seq             INTEGER PRIMARY KEY,
-  id              TEXT    NOT NULL UNIQUE,
-  merchant_id     TEXT    NOT NULL REFERENCES merchants (id),
-  invoice_id      TEXT    NOT NULL,
-  type            TEXT    NOT NULL,
-  body            TEXT    NOT NULL,
-  created_at      INTEGER NOT NULL,
-  next_attempt_at INTEGER NOT NULL,
-  attempts        INTEGER NOT NULL DEFAULT 0,
-  delivered_at    INTEGER,
-  failed_at       INTEGER
+  seq                INTEGER PRIMARY KEY,
+  id                 TEXT    NOT NULL UNIQUE,
+  merchant_id        TEXT    NOT NULL REFERENCES merchants (id),
+  invoice_id         TEXT    NOT NULL,
+  type               TEXT    NOT NULL,
+  body               TEXT    NOT NULL,
+  original_id        TEXT    REFERENCES webhook_deliveries (id),
+  created_at         INTEGER NOT NULL,
+  next_attempt_at_ms INTEGER NOT NULL,
+  attempts           INTEGER NOT NULL DEFAULT 0,
+  delivered_at       INTEGER,
+  failed_at          INTEGER
 ) STRICT;
 
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at)
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at_ms)
   WHERE delivered_at IS NULL AND failed_at IS NULL;
+-- The per-invoice ordering check: is an earlier event still open?
+CREATE INDEX webhook_deliveries_open ON webhook_deliveries (merchant_id, invoice_id, seq)
+  WHERE delivered_at IS NULL AND failed_at IS NULL;
+-- The admin listings.
+CREATE INDEX webhook_deliveries_by_invoice ON webhook_deliveries (invoice_id, seq);
+CREATE INDEX webhook_deliveries_by_merchant ON webhook_deliveries (merchant_id, seq);
 
+-- One row per HTTP attempt: `status` when the merchant answered, `error`
+-- (a stable code such as 'timeout') when it did not.
 CREATE TABLE webhook_attempts (
   id          INTEGER PRIMARY KEY,
   delivery_id TEXT    NOT NULL REFERENCES webhook_deliveries (id),
