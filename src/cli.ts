@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+
+import Database from 'better-sqlite3';
 
 import { type Config, loadConfig } from './config/config.js';
 import { StrongholdError } from './errors.js';
 import { createLogger } from './logger.js';
+import { MerchantStore } from './merchants/merchant-store.js';
 import { makeIntegratedAddress } from './monero/address.js';
 import { WalletRpcClient } from './monitor/wallet-rpc-client.js';
 import { DATABASE_FILE, Service } from './service.js';
@@ -17,11 +21,18 @@ commands:
   serve                 run the service
   migrate               apply pending schema migrations and exit
   address [--pid HEX]   print the integrated address for a payment id (random if none)
+  merchant add --name N --public-key K --webhook-url U [--webhook-secret S]
+  merchant list
+  merchant disable --id ID
+  merchant add-key --id ID --public-key K
+  merchant revoke-key --id ID --key-id KEY
+  backup FILE           copy the live database consistently to FILE
 `;
 
-type Command = (config: Config, values: Record<string, string | boolean | undefined>) => Promise<void>;
+type Values = Record<string, string | boolean | undefined>;
+type Command = (config: Config, values: Values, args: string[]) => Promise<void>;
 
-const COMMANDS: Record<string, Command> = { serve, migrate: runMigrate, address };
+const COMMANDS: Record<string, Command> = { serve, migrate: runMigrate, address, merchant, backup };
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -30,6 +41,12 @@ async function main(argv: string[]): Promise<void> {
     options: {
       config: { type: 'string' },
       pid: { type: 'string' },
+      name: { type: 'string' },
+      'public-key': { type: 'string' },
+      'webhook-url': { type: 'string' },
+      'webhook-secret': { type: 'string' },
+      id: { type: 'string' },
+      'key-id': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -40,7 +57,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const config = loadConfig({ file: values.config });
-  await command(config, values);
+  await command(config, values, positionals.slice(1));
 }
 
 async function serve(config: Config): Promise<void> {
@@ -83,6 +100,54 @@ async function address(config: Config, values: Record<string, unknown>): Promise
     }).getAddress());
   const integrated = makeIntegratedAddress(primary, Buffer.from(pidHex, 'hex'));
   process.stdout.write(`${JSON.stringify({ pid: pidHex.toLowerCase(), integrated_address: integrated })}\n`);
+}
+
+async function merchant(config: Config, values: Values, args: string[]): Promise<void> {
+  const db = openDatabase(join(config.data_dir, DATABASE_FILE));
+  try {
+    const store = new MerchantStore(db);
+    const now = Math.floor(Date.now() / 1000);
+    const id = String(values.id ?? '');
+    const actions: Record<string, () => unknown> = {
+      add: () =>
+        store.add(
+          {
+            name: values.name,
+            public_key: values['public-key'],
+            webhook_url: values['webhook-url'],
+            webhook_secret: values['webhook-secret'],
+          },
+          now,
+        ),
+      list: () => ({ merchants: store.list() }),
+      disable: () => store.disable(id, now),
+      'add-key': () => store.addKey(id, values['public-key'], now),
+      'revoke-key': () => store.revokeKey(id, String(values['key-id'] ?? ''), now),
+    };
+    const action = actions[args[0] ?? ''];
+    if (!action) throw new StrongholdError('usage', `merchant: unknown action\n${USAGE}`);
+    process.stdout.write(`${JSON.stringify(action())}\n`);
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * An online backup through SQLite's backup API: consistent while the
+ * service keeps writing, because it copies pages under the database's own
+ * locking and restarts the copy of pages that change underneath it.
+ */
+async function backup(config: Config, _values: Values, args: string[]): Promise<void> {
+  const target = args[0];
+  if (!target) throw new StrongholdError('usage', `backup: a target file is required\n${USAGE}`);
+  const db = new Database(join(config.data_dir, DATABASE_FILE), { readonly: true, fileMustExist: true });
+  try {
+    await db.backup(target);
+    chmodSync(target, 0o600);
+  } finally {
+    db.close();
+  }
+  process.stdout.write(`${JSON.stringify({ backup: target })}\n`);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

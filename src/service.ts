@@ -4,43 +4,58 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 
 import { type Config, parseListen } from './config/config.js';
+import { registerCheckoutRoute } from './http/checkout-route.js';
 import { createInternalApp } from './http/internal-app.js';
 import { Listener } from './http/listener.js';
+import { registerMerchantAdminRoutes } from './http/merchant-admin-routes.js';
+import { registerMerchantRoutes } from './http/merchant-routes.js';
 import { createPublicApp } from './http/public-app.js';
+import { registerWebhookAdminRoutes } from './http/webhook-admin-routes.js';
+import { InvoiceService } from './invoices/invoice-service.js';
+import { InvoiceStore } from './invoices/invoice-store.js';
+import { MerchantStore } from './merchants/merchant-store.js';
+import { SignatureVerifier } from './merchants/signature-verifier.js';
 import { Metrics } from './metrics.js';
 import { Monitor } from './monitor/monitor.js';
 import { WalletRpcClient } from './monitor/wallet-rpc-client.js';
 import { type Db, openDatabase } from './storage/database.js';
-import { type PaymentEvent, PaymentStore } from './storage/payment-store.js';
+import { PaymentStore } from './storage/payment-store.js';
 import { TicketStore } from './storage/ticket-store.js';
 import { BloomFilter } from './tickets/bloom-filter.js';
 import { loadSecret } from './tickets/secrets.js';
 import { TicketService } from './tickets/ticket-service.js';
+import { Outbox } from './webhooks/outbox.js';
+import { WebhookDispatcher } from './webhooks/webhook-dispatcher.js';
+import { WorkerPool } from './work/worker-pool.js';
 
 export const DATABASE_FILE = 'stronghold.db';
+const EXPIRY_SWEEP_MS = 5_000;
+
+type Parts = {
+  db: Db;
+  logger: Logger;
+  metrics: Metrics;
+  monitor: Monitor;
+  pool: WorkerPool;
+  dispatcher: WebhookDispatcher;
+  expiryTimer: NodeJS.Timeout;
+  publicListener: Listener;
+  internalListener: Listener;
+};
 
 /**
- * The whole service: storage, the monitor and both listeners, started in
- * that order and closed in the reverse one.
+ * The whole service: storage, the worker pool, the monitor, webhooks and
+ * both listeners, started in that order and closed in the reverse one.
  */
 export class Service {
   readonly publicListener: Listener;
   readonly internalListener: Listener;
   readonly monitor: Monitor;
   readonly metrics: Metrics;
-  readonly #db: Db;
-  readonly #logger: Logger;
+  readonly #parts: Parts;
 
-  private constructor(parts: {
-    db: Db;
-    logger: Logger;
-    metrics: Metrics;
-    monitor: Monitor;
-    publicListener: Listener;
-    internalListener: Listener;
-  }) {
-    this.#db = parts.db;
-    this.#logger = parts.logger;
+  private constructor(parts: Parts) {
+    this.#parts = parts;
     this.metrics = parts.metrics;
     this.monitor = parts.monitor;
     this.publicListener = parts.publicListener;
@@ -52,33 +67,56 @@ export class Service {
     mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
     const db = openDatabase(join(config.data_dir, DATABASE_FILE));
     const secrets = loadSecret(config.secret_file);
-    const payments = new PaymentStore(db, {
-      dustFloor: config.min_payment_atomic,
-      requiredConfirmations: () => config.min_confirmations,
-    });
+    const merchants = new MerchantStore(db);
+    const invoiceStore = new InvoiceStore(db);
+    const outbox = new Outbox(db);
     const ticketStore = new TicketStore(db);
-
-    // The front door: every known payment id in the Bloom filter.
-    const bloom = BloomFilter.create(config.bloom_expected_items, config.bloom_false_positive_rate);
-    let known = 0;
-    for (const tag of payments.allTags()) {
-      bloom.add(tag);
-      known++;
-    }
-    logger.info({ known, bits: bloom.bits, hashes: bloom.hashes }, 'payment id filter loaded');
-
-    // The monitor, feeding the filter and caches as payments land.
     const metrics = new Metrics();
+
+    // Off the main thread: signature checks and digests.
+    const pool = new WorkerPool({ threads: config.workers });
+    const verifier = new SignatureVerifier({
+      pool,
+      windowSeconds: config.signature_window_s,
+      lookupKey: (keyId) => merchants.lookupKey(keyId),
+    });
+    const dispatcher = new WebhookDispatcher({
+      db,
+      logger: logger.child({ component: 'webhooks' }),
+      ...(config.outbound_proxy ? { proxy: config.outbound_proxy } : {}),
+      torOnly: config.tor_only,
+      timeoutMs: config.webhook_timeout_ms,
+    });
+
+    // Payments: tickets and invoices share one scan and one transaction.
     const rpc = new WalletRpcClient({ url: config.wallet_rpc_url, timeoutMs: config.wallet_rpc_timeout_ms });
     let primaryAddress = config.primary_address || undefined;
-    let monitor: Monitor;
+    let monitor: Monitor | undefined;
+    const invoices = new InvoiceService({
+      db,
+      store: invoiceStore,
+      outbox,
+      secrets,
+      digest: (text) => pool.digestText(text, 'sha256'),
+      primaryAddress: () => primaryAddress,
+      defaultConfirmations: config.min_confirmations,
+      defaultExpirySeconds: config.invoice_expiry_s,
+      onEventsCommitted: () => dispatcher.kick(),
+    });
+    const payments = new PaymentStore(db, {
+      dustFloor: config.min_payment_atomic,
+      requiredConfirmations: (tag) => invoiceStore.byTag(tag)?.confirmations ?? config.min_confirmations,
+      invoiceSeq: (tag) => invoiceStore.byTag(tag)?.seq ?? null,
+      onApplied: (events, scan) => invoices.onPaymentEvents(events, scan.now),
+    });
+    const bloom = loadBloomFilter(config, payments, logger);
     const tickets = new TicketService({
       payments,
       tickets: ticketStore,
       secrets,
       bloom,
       cacheMaxEntries: config.cache_max_entries,
-      walletHeight: () => monitor.walletHeight,
+      walletHeight: () => monitor?.walletHeight ?? 0,
       counters: metrics.ticketCounters(),
     });
     monitor = new Monitor({
@@ -91,26 +129,19 @@ export class Service {
       pollIntervalMs: config.poll_interval_ms,
       maxBackoffMs: config.max_backoff_ms,
       counters: metrics.monitorCounters(),
-      onEvents: (events: PaymentEvent[]) => {
+      onEvents: (events) => {
         tickets.onPaymentEvents(events);
+        if (events.some((e) => e.payment.invoice_seq !== null)) dispatcher.kick();
         if (primaryAddress === undefined) {
           rpc.getAddress().then((address) => (primaryAddress = address), () => undefined);
         }
       },
     });
-    metrics.lagMs = () => monitor.lagMs();
+    const watched = monitor;
+    metrics.lagMs = () => watched.lagMs();
 
-    // The listeners: customer routes public, administration internal.
-    const http = {
-      metrics,
-      logger: logger.child({ component: 'http' }),
-      bodyLimitBytes: config.body_limit_bytes,
-    };
-    const listen = {
-      maxConnections: config.max_connections,
-      headersTimeoutMs: config.headers_timeout_ms,
-      requestTimeoutMs: config.request_timeout_ms,
-    };
+    // The listeners: customer and merchant routes public, administration internal.
+    const http = { metrics, logger: logger.child({ component: 'http' }), bodyLimitBytes: config.body_limit_bytes };
     const publicApp = createPublicApp({
       ...http,
       tickets,
@@ -121,18 +152,29 @@ export class Service {
         minConfirmations: config.min_confirmations,
       }),
     });
+    registerMerchantRoutes(publicApp, { invoices, verifier, walletHeight: () => watched.walletHeight });
+    registerCheckoutRoute(publicApp, invoices);
+
     const internalApp = createInternalApp({
       ...http,
       tickets,
       readiness: () => {
         const checks = {
           database: db.open,
-          wallet_rpc: monitor.reachable,
-          monitor_lag: monitor.lagMs() <= config.ready_max_lag_ms,
+          wallet_rpc: watched.reachable,
+          monitor_lag: watched.lagMs() <= config.ready_max_lag_ms,
         };
         return { ready: Object.values(checks).every(Boolean), checks };
       },
     });
+    registerMerchantAdminRoutes(internalApp, merchants);
+    registerWebhookAdminRoutes(internalApp, outbox, dispatcher);
+
+    const listen = {
+      maxConnections: config.max_connections,
+      headersTimeoutMs: config.headers_timeout_ms,
+      requestTimeoutMs: config.request_timeout_ms,
+    };
     const publicListener = await Listener.open({
       ...listen,
       address: parseListen(config.public_listen),
@@ -143,21 +185,57 @@ export class Service {
       address: parseListen(config.internal_listen),
       fetch: internalApp.fetch,
     });
-    logger.info(
-      { public: publicListener.url, internal: internalListener.url },
-      'listening',
-    );
+    logger.info({ public: publicListener.url, internal: internalListener.url }, 'listening');
 
+    // Background work: the monitor, webhook delivery, invoice expiry.
     monitor.start();
-    return new Service({ db, logger, metrics, monitor, publicListener, internalListener });
+    dispatcher.start();
+    const expiryTimer = setInterval(() => {
+      try {
+        invoices.expireDue();
+      } catch (err) {
+        logger.error({ err }, 'invoice expiry sweep failed');
+      }
+    }, EXPIRY_SWEEP_MS);
+
+    return new Service({
+      db,
+      logger,
+      metrics,
+      monitor,
+      pool,
+      dispatcher,
+      expiryTimer,
+      publicListener,
+      internalListener,
+    });
   }
 
-  /** Graceful stop: listeners drain, the monitor stops between polls, the database checkpoints. */
+  /**
+   * Graceful stop: the listeners stop accepting and drain, the monitor stops
+   * between scans, webhook attempts in flight finish, the worker pool
+   * drains, and the database checkpoints and closes.
+   */
   async close(graceMs = 5_000): Promise<void> {
-    await Promise.all([this.publicListener.close(graceMs), this.internalListener.close(graceMs)]);
-    await this.monitor.close();
-    this.#db.pragma('wal_checkpoint(TRUNCATE)');
-    this.#db.close();
-    this.#logger.info('stopped');
+    const parts = this.#parts;
+    await Promise.all([parts.publicListener.close(graceMs), parts.internalListener.close(graceMs)]);
+    clearInterval(parts.expiryTimer);
+    await parts.monitor.close();
+    await parts.dispatcher.close();
+    await parts.pool.close();
+    parts.db.pragma('wal_checkpoint(TRUNCATE)');
+    parts.db.close();
+    parts.logger.info('stopped');
   }
+}
+
+function loadBloomFilter(config: Config, payments: PaymentStore, logger: Logger): BloomFilter {
+  const bloom = BloomFilter.create(config.bloom_expected_items, config.bloom_false_positive_rate);
+  let known = 0;
+  for (const tag of payments.allTags()) {
+    bloom.add(tag);
+    known++;
+  }
+  logger.info({ known, bits: bloom.bits, hashes: bloom.hashes }, 'payment id filter loaded');
+  return bloom;
 }

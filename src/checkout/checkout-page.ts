@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 
 import QRCode from 'qrcode';
 
+import type { AdditionalStatus, InvoiceStatus } from '../invoices/invoice-status.js';
 import { formatXmr } from './payment-uri.js';
 
 /**
@@ -10,9 +11,6 @@ import { formatXmr } from './payment-uri.js';
  * in Tor Browser's "safest" mode. It keeps itself current with a meta
  * refresh rather than polling from JavaScript.
  */
-
-export type InvoiceStatus = 'New' | 'Processing' | 'Settled' | 'Expired' | 'Invalid';
-export type AdditionalStatus = 'None' | 'PaidPartial' | 'PaidOver' | 'PaidLate';
 
 export type CheckoutView = {
   invoiceId: string;

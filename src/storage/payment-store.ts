@@ -27,6 +27,7 @@ export type PaymentRow = {
   first_seen_at: number;
   confirmed_at: number | null;
   orphaned_at: number | null;
+  invoice_seq: number | null;
 };
 
 /** What a scan changed, so caches and filters can follow. */
@@ -46,6 +47,10 @@ export type Scan = {
 export type PaymentPolicy = {
   dustFloor: bigint;
   requiredConfirmations(pidTag: Buffer): number;
+  /** The invoice a payment id belongs to; payments without one are tickets. */
+  invoiceSeq?(pidTag: Buffer): number | null;
+  /** Runs inside the scan's transaction, so what it writes commits with the scan. */
+  onApplied?(events: PaymentEvent[], scan: Scan): void;
 };
 
 const CURSOR_KEY = 'scan_height';
@@ -78,8 +83,9 @@ export class PaymentStore {
     this.#insert = db
       .prepare(
         `INSERT INTO payments (txid, subaddr_major, subaddr_minor, pid_tag, amount, height, state,
-           required_confirmations, first_seen_at, confirmed_at)
-         VALUES (@txid, @major, @minor, @pidTag, @amount, @height, @state, @required, @now, @confirmedAt)
+           required_confirmations, first_seen_at, confirmed_at, invoice_seq)
+         VALUES (@txid, @major, @minor, @pidTag, @amount, @height, @state, @required, @now,
+           @confirmedAt, @invoiceSeq)
          RETURNING *`,
       )
       .safeIntegers(true);
@@ -92,7 +98,10 @@ export class PaymentStore {
       .safeIntegers(true);
     this.#pending = db.prepare("SELECT * FROM payments WHERE state = 'pending'").safeIntegers(true);
     this.#byTag = db
-      .prepare('SELECT state, amount, height, required_confirmations FROM payments WHERE pid_tag = ?')
+      .prepare(
+        `SELECT state, amount, height, required_confirmations FROM payments
+         WHERE pid_tag = ? AND invoice_seq IS NULL`,
+      )
       .safeIntegers(true);
     this.#getMeta = db.prepare('SELECT value FROM meta WHERE key = ?').pluck();
     this.#setMeta = db.prepare(
@@ -127,7 +136,7 @@ export class PaymentStore {
     return this.#applyScan.immediate(scan) as PaymentEvent[];
   }
 
-  /** Every payment to one payment id, as stored. */
+  /** Every ticket payment (not an invoice's) to one payment id, as stored. */
   paymentsFor(pidTag: Buffer): Pick<PaymentRow, 'state' | 'amount' | 'height' | 'required_confirmations'>[] {
     return (this.#byTag.all(pidTag) as Record<string, unknown>[]).map((row) => ({
       state: row.state as PaymentState,
@@ -137,9 +146,12 @@ export class PaymentStore {
     }));
   }
 
-  /** Every payment id tag that has a recorded payment, for filling the Bloom filter. */
+  /** Every ticket payment id with a recorded payment, for filling the Bloom filter. */
   *allTags(): IterableIterator<Buffer> {
-    const rows = this.#db.prepare('SELECT DISTINCT pid_tag FROM payments').pluck().iterate();
+    const rows = this.#db
+      .prepare('SELECT DISTINCT pid_tag FROM payments WHERE invoice_seq IS NULL')
+      .pluck()
+      .iterate();
     for (const tag of rows) yield tag as Buffer;
   }
 
@@ -164,6 +176,7 @@ export class PaymentStore {
     }
 
     this.#setMeta.run(CURSOR_KEY, String(scan.walletHeight));
+    this.#policy.onApplied?.(events, scan);
     return events;
   }
 
@@ -185,6 +198,7 @@ export class PaymentStore {
         required: this.#policy.requiredConfirmations(transfer.pidTag),
         now: scan.now,
         confirmedAt: null,
+        invoiceSeq: this.#policy.invoiceSeq?.(transfer.pidTag) ?? null,
       }) as Record<string, unknown>;
       return { kind: state === 'pending' ? 'seen' : 'ignored', payment: toRow(row) };
     }
@@ -249,5 +263,6 @@ function toRow(row: Record<string, unknown>): PaymentRow {
     first_seen_at: Number(row.first_seen_at),
     confirmed_at: row.confirmed_at === null ? null : Number(row.confirmed_at),
     orphaned_at: row.orphaned_at === null ? null : Number(row.orphaned_at),
+    invoice_seq: row.invoice_seq === null ? null : Number(row.invoice_seq),
   };
 }

@@ -31,7 +31,8 @@ export class TicketStore {
     );
     this.#balance = db
       .prepare(
-        "SELECT coalesce(sum(amount), 0) FROM payments WHERE pid_tag = ? AND state = 'confirmed'",
+        `SELECT coalesce(sum(amount), 0) FROM payments
+         WHERE pid_tag = ? AND state = 'confirmed' AND invoice_seq IS NULL`,
       )
       .pluck()
       .safeIntegers(true);

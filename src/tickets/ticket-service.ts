@@ -135,6 +135,7 @@ export class TicketService {
   /** Follows what the monitor recorded: new ids join the filter, balances change. */
   onPaymentEvents(events: readonly PaymentEvent[]): void {
     for (const { kind, payment } of events) {
+      if (payment.invoice_seq !== null) continue;
       if (kind === 'seen' || kind === 'ignored') this.#options.bloom.add(payment.pid_tag);
       if (kind === 'confirmed' || kind === 'orphaned') this.#forget(payment.pid_tag);
     }
