@@ -56,9 +56,10 @@ describe('integrated addresses against a regtest wallet', () => {
   }, 60_000);
 
   it('keeps the receiver watch-only, unable to reveal a spend key', async () => {
-    await expect(
-      net.walletRpc('receiver', 'query_key', { key_type: 'spend_key' }),
-    ).rejects.toBeInstanceOf(RpcError);
+    // -29 is wallet-rpc's "The wallet is watch-only" error.
+    const spendKey = net.walletRpc('receiver', 'query_key', { key_type: 'spend_key' });
+    await expect(spendKey).rejects.toBeInstanceOf(RpcError);
+    await expect(spendKey).rejects.toMatchObject({ code: -29 });
     const { address } = await net.walletRpc('receiver', 'get_address', { account_index: 0 });
     expect(address).toBe(net.receiverAddress);
   }, 10_000);

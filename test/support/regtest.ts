@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -52,6 +52,9 @@ const UNLOCK_BLOCKS = 10;
 const PAY_ATTEMPTS = 4;
 // The wallet's "not enough unlocked money" (-17 is "not enough money" at all).
 const NOT_ENOUGH_UNLOCKED_MONEY = -37;
+
+// util-linux; asks the kernel to SIGKILL the child when its parent dies.
+const SETPRIV = '/usr/bin/setpriv';
 
 const WATCH_ONLY_WALLET = 'receiver';
 const FULL_RECEIVER_WALLET = 'receiver-full';
@@ -308,7 +311,13 @@ export class Regtest {
   async #spawn(name: string, command: string, args: string[], url: string, probeMethod: string) {
     const outputPath = join(this.dir, `${name}.out`);
     const output = openSync(outputPath, 'a');
-    const child = spawn(command, args, { stdio: ['ignore', output, output] });
+    // An exit hook cannot run when the test process is killed outright;
+    // the parent-death signal still ends the child then. setpriv execs the
+    // command, so the pid tracked here is the daemon's or the wallet's own.
+    const [file, argv] = existsSync(SETPRIV)
+      ? [SETPRIV, ['--pdeathsig', 'KILL', '--', command, ...args]]
+      : [command, args];
+    const child = spawn(file, argv, { stdio: ['ignore', output, output] });
     closeSync(output);
     this.#children.set(name, child);
 
