@@ -45,14 +45,22 @@ const listenAddress = z
   .string()
   .regex(/^(unix:\/.+|[^\s:]+:\d{1,5}|\[[0-9a-fA-F:]+\]:\d{1,5})$/, {
     message: 'must be host:port or unix:/absolute/path.sock',
+  })
+  .refine((v) => v.startsWith('unix:') || Number(v.slice(v.lastIndexOf(':') + 1)) <= 65_535, {
+    message: 'port must be from 0 to 65535',
   });
 
 const atomicAmount = z
   .string()
   .regex(/^(0|[1-9]\d{0,19})$/, { message: 'must be a decimal string of atomic units' });
 
+// Strings from the environment must be whole decimal numbers: coercing with
+// Number() would read an empty STRONGHOLD_MIN_CONFIRMATIONS as 0.
 const int = (min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max);
+  z.preprocess(
+    (v) => (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v),
+    z.number().int().min(min).max(max),
+  );
 
 const schema = z
   .object({

@@ -153,6 +153,8 @@ export class Monitor {
   }
 
   #sleep(ms: number): Promise<void> {
+    // close() during a poll has already woken the previous sleep.
+    if (!this.#running) return Promise.resolve();
     return new Promise((resolve) => {
       this.#wake = resolve;
       this.#timer = setTimeout(resolve, ms);

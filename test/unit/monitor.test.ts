@@ -1,0 +1,199 @@
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+
+import { describe, expect, it, onTestFinished } from 'vitest';
+
+import { Monitor, type MonitorOptions } from '../../src/monitor/monitor.js';
+import { WalletRpcClient } from '../../src/monitor/wallet-rpc-client.js';
+import { openDatabase } from '../../src/storage/database.js';
+import { type PaymentEvent, PaymentStore } from '../../src/storage/payment-store.js';
+import { type FakeTransfer, FaultyWalletRpc } from '../support/faulty-wallet-rpc.js';
+import { randomPid, randomTxid, silentLogger, tempDir, waitFor } from '../support/temp-service.js';
+
+const REQUIRED = 10;
+const pidTag = (pid: Buffer) => createHash('sha256').update(pid).digest().subarray(0, 16);
+
+function incoming(height: number, amount = 5_000n): FakeTransfer {
+  return {
+    txid: randomTxid(),
+    amount,
+    height,
+    payment_id: randomPid(),
+    subaddr_index: { major: 0, minor: 0 },
+    unlock_time: 0n,
+  };
+}
+
+type Setup = {
+  fake: FaultyWalletRpc;
+  monitor: Monitor;
+  payments: PaymentStore;
+  events: PaymentEvent[];
+  errors: string[];
+  paymentCount(): number;
+};
+
+async function setup(
+  options: Partial<MonitorOptions> & { timeoutMs?: number } = {},
+): Promise<Setup> {
+  const fake = await FaultyWalletRpc.start();
+  onTestFinished(() => fake.close());
+  const db = openDatabase(join(tempDir(), 'stronghold.db'));
+  onTestFinished(() => {
+    db.close();
+  });
+  const payments = new PaymentStore(db, {
+    dustFloor: 1_000n,
+    requiredConfirmations: () => REQUIRED,
+  });
+  const events: PaymentEvent[] = [];
+  const errors: string[] = [];
+  const monitor = new Monitor({
+    rpc: new WalletRpcClient({ url: fake.url, timeoutMs: options.timeoutMs ?? 2_000 }),
+    payments,
+    pidTag,
+    logger: silentLogger(),
+    startHeight: 0,
+    reorgWindow: 12,
+    pollIntervalMs: 20,
+    maxBackoffMs: 50,
+    onEvents: (batch) => events.push(...batch),
+    counters: { scanned() {}, ingested() {}, rpcError: (code) => errors.push(code) },
+    ...options,
+  });
+  // Registered last so that it runs first: the monitor stops before the fake and the database.
+  onTestFinished(() => monitor.close());
+  const count = db.prepare('SELECT count(*) FROM payments').pluck();
+  return { fake, monitor, payments, events, errors, paymentCount: () => count.get() as number };
+}
+
+/** Resolves to how long `promise` took, or rejects if it takes longer than `limitMs`. */
+async function timed(promise: Promise<unknown>, limitMs: number): Promise<number> {
+  const started = Date.now();
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still waiting after ${limitMs} ms`)), limitMs);
+  });
+  try {
+    await Promise.race([promise, limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+  return Date.now() - started;
+}
+
+describe('Monitor', () => {
+  it('records every transfer of one poll and moves the cursor to the wallet height', async () => {
+    const { fake, monitor, payments, events, paymentCount } = await setup();
+    fake.serve({ height: 200, in: [incoming(150), incoming(195)], pool: [incoming(0)] });
+
+    await monitor.pollOnce();
+
+    expect(payments.cursor()).toBe(200);
+    expect(paymentCount()).toBe(3);
+    expect(events.map((e) => e.kind).sort()).toEqual(['confirmed', 'seen', 'seen', 'seen']);
+    expect(monitor.walletHeight).toBe(200);
+  });
+
+  it('asks the wallet for transfers from the stored scan start on the next poll', async () => {
+    const { fake, monitor } = await setup();
+    fake.serve({ height: 200, in: [incoming(150)] });
+    await monitor.pollOnce();
+
+    fake.serve({ height: 205, in: [incoming(150)] });
+    await monitor.pollOnce();
+
+    const params = fake
+      .callsTo('get_transfers')
+      .map((c) => [c.params.min_height, c.params.max_height]);
+    expect(params).toEqual([
+      [0, 200],
+      [188, 205],
+    ]);
+  });
+
+  it('refuses a whole poll when one transfer is malformed', async () => {
+    const { fake, monitor, payments, paymentCount } = await setup();
+    fake.serve({ height: 200, in: [incoming(150), { ...incoming(160), payment_id: 'not hex' }] });
+
+    await expect(monitor.pollOnce()).rejects.toMatchObject({ code: 'rpc_bad_answer' });
+
+    expect(paymentCount()).toBe(0);
+    expect(payments.cursor()).toBeUndefined();
+  });
+
+  it('survives garbage answers without recording anything, then records everything once they are valid', async () => {
+    const { fake, monitor, payments, errors, paymentCount } = await setup();
+    fake.serve({ height: 200, in: [incoming(150)] });
+    await monitor.pollOnce();
+    fake.fail('garbage');
+
+    monitor.start();
+    await waitFor('two failed polls', () => errors.length >= 2);
+
+    expect(new Set(errors)).toEqual(new Set(['rpc_bad_answer']));
+    expect(payments.cursor()).toBe(200);
+    expect(paymentCount()).toBe(1);
+    expect(monitor.reachable).toBe(false);
+
+    fake.serve({ height: 230, in: [incoming(150), incoming(210), incoming(220)] });
+    await waitFor('the cursor to reach 230', () => payments.cursor() === 230);
+
+    expect(paymentCount()).toBe(3);
+    expect(monitor.reachable).toBe(true);
+  });
+
+  it('times out a wallet that hangs and keeps polling until it answers again', async () => {
+    const { fake, monitor, payments, errors, paymentCount } = await setup({ timeoutMs: 150 });
+    fake.fail('hang');
+
+    monitor.start();
+    await waitFor('two timed-out polls', () => errors.length >= 2);
+
+    expect(new Set(errors)).toEqual(new Set(['rpc_unreachable']));
+    expect(payments.cursor()).toBeUndefined();
+
+    fake.serve({ height: 200, in: [incoming(150)] });
+    await waitFor('the cursor to reach 200', () => payments.cursor() === 200);
+    expect(paymentCount()).toBe(1);
+  });
+
+  it('counts each failed poll by its error code', async () => {
+    const { fake, monitor, errors } = await setup();
+    fake.fail('http_500');
+
+    monitor.start();
+    await waitFor('a failed poll', () => errors.length >= 1);
+    await monitor.close();
+
+    expect(errors[0]).toBe('rpc_http_error');
+  });
+
+  it('returns from close() at once while backing off', async () => {
+    const { fake, monitor, errors } = await setup({ pollIntervalMs: 30_000, maxBackoffMs: 60_000 });
+    fake.fail('http_500');
+    monitor.start();
+    await waitFor('a failed poll', () => errors.length === 1);
+
+    const took = await timed(monitor.close(), 2_000);
+
+    expect(took).toBeLessThan(1_000);
+    expect(fake.callsTo('get_height')).toHaveLength(1);
+  });
+
+  it('returns from close() when the poll in flight ends, without sleeping again', async () => {
+    const { fake, monitor, errors } = await setup({
+      timeoutMs: 300,
+      pollIntervalMs: 30_000,
+      maxBackoffMs: 60_000,
+    });
+    fake.fail('hang');
+    monitor.start();
+    await waitFor('a poll in flight', () => fake.callsTo('get_height').length === 1);
+
+    const took = await timed(monitor.close(), 5_000);
+
+    expect(took).toBeLessThan(3_000);
+    expect(errors).toEqual(['rpc_unreachable']);
+  });
+});

@@ -1,0 +1,312 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+
+import { describe, expect, it, onTestFinished } from 'vitest';
+
+import { openDatabase } from '../../src/storage/database.js';
+import { type PaymentEvent, PaymentStore, type Transfer } from '../../src/storage/payment-store.js';
+import { TicketStore } from '../../src/storage/ticket-store.js';
+import { randomTxid, tempDir } from '../support/temp-service.js';
+
+const REQUIRED = 10;
+const FLOOR = 1_000n;
+const NOW = 1_700_000_000;
+
+function openStore(required = REQUIRED) {
+  const db = openDatabase(join(tempDir(), 'stronghold.db'));
+  onTestFinished(() => {
+    db.close();
+  });
+  const store = new PaymentStore(db, { dustFloor: FLOOR, requiredConfirmations: () => required });
+  const rows = () =>
+    db
+      .prepare('SELECT txid, subaddr_major, subaddr_minor, state, height FROM payments ORDER BY id')
+      .all();
+  return { db, store, balance: (tag: Buffer) => new TicketStore(db).balance(tag), rows };
+}
+
+function transfer(fields: Partial<Transfer> = {}): Transfer {
+  return {
+    txid: randomTxid(),
+    major: 0,
+    minor: 1,
+    pidTag: randomBytes(16),
+    amount: 5_000n,
+    height: 100,
+    unlockTime: 0n,
+    doubleSpendSeen: false,
+    ...fields,
+  };
+}
+
+/** A scan as the monitor applies it; `from: 0` means the wallet was asked for everything. */
+function scan(
+  store: PaymentStore,
+  walletHeight: number,
+  transfers: Transfer[],
+  from = 0,
+): PaymentEvent[] {
+  return store.apply({ transfers, walletHeight, from, now: NOW + walletHeight });
+}
+
+function stateOf(store: PaymentStore, tag: Buffer): string[] {
+  return store.paymentsFor(tag).map((p) => p.state);
+}
+
+describe('PaymentStore.apply', () => {
+  it('records a new transfer below the required depth as pending', () => {
+    const { store } = openStore();
+    const t = transfer({ height: 100 });
+
+    const events = scan(store, 105, [t]);
+
+    expect(events.map((e) => e.kind)).toEqual(['seen']);
+    expect(store.paymentsFor(t.pidTag)).toEqual([
+      { state: 'pending', amount: 5_000n, height: 100, required_confirmations: REQUIRED },
+    ]);
+  });
+
+  it('confirms a payment exactly when walletHeight - height reaches the required count', () => {
+    const { store } = openStore();
+    const t = transfer({ height: 100 });
+
+    scan(store, 100 + REQUIRED - 1, [t]);
+    expect(stateOf(store, t.pidTag)).toEqual(['pending']);
+
+    const events = scan(store, 100 + REQUIRED, [t]);
+    expect(events.map((e) => e.kind)).toEqual(['confirmed']);
+    expect(events[0]!.payment.confirmed_at).toBe(NOW + 100 + REQUIRED);
+    expect(stateOf(store, t.pidTag)).toEqual(['confirmed']);
+  });
+
+  it('confirms on first sight a transfer that is already deep enough', () => {
+    const { store } = openStore();
+    const t = transfer({ height: 100 });
+
+    const events = scan(store, 200, [t]);
+
+    expect(events.map((e) => e.kind)).toEqual(['seen', 'confirmed']);
+    expect(stateOf(store, t.pidTag)).toEqual(['confirmed']);
+  });
+
+  it('records a transfer below the dust floor as dust that never counts', () => {
+    const { store, balance } = openStore();
+    const t = transfer({ amount: FLOOR - 1n, height: 100 });
+
+    const events = scan(store, 101, [t]);
+    scan(store, 1_000, [t]);
+
+    expect(events.map((e) => e.kind)).toEqual(['ignored']);
+    expect(stateOf(store, t.pidTag)).toEqual(['dust']);
+    expect(balance(t.pidTag)).toBe(0n);
+  });
+
+  it('counts a transfer of exactly the dust floor', () => {
+    const { store, balance } = openStore();
+    const t = transfer({ amount: FLOOR, height: 100 });
+
+    scan(store, 1_000, [t]);
+
+    expect(balance(t.pidTag)).toBe(FLOOR);
+  });
+
+  it('records a transfer with a nonzero unlock_time as locked that never counts', () => {
+    const { store, balance } = openStore();
+    const t = transfer({ unlockTime: 1n, height: 100 });
+
+    const events = scan(store, 101, [t]);
+    scan(store, 1_000, [t]);
+
+    expect(events.map((e) => e.kind)).toEqual(['ignored']);
+    expect(stateOf(store, t.pidTag)).toEqual(['locked']);
+    expect(balance(t.pidTag)).toBe(0n);
+  });
+
+  it('stores a transfer reported by two scans once', () => {
+    const { store, rows, balance } = openStore();
+    const t = transfer({ height: 100 });
+
+    scan(store, 105, [t]);
+    const events = scan(store, 106, [t]);
+    scan(store, 200, [t]);
+
+    expect(events).toEqual([]);
+    expect(rows()).toHaveLength(1);
+    expect(balance(t.pidTag)).toBe(5_000n);
+  });
+
+  it('counts two transfers with different txids to one payment id', () => {
+    const { store, balance } = openStore();
+    const pidTag = randomBytes(16);
+    const first = transfer({ pidTag, amount: 2_000n, height: 100 });
+    const second = transfer({ pidTag, amount: 3_000n, height: 101 });
+
+    scan(store, 200, [first, second]);
+
+    expect(stateOf(store, pidTag)).toEqual(['confirmed', 'confirmed']);
+    expect(balance(pidTag)).toBe(5_000n);
+  });
+
+  it('records one txid that paid two subaddresses as two payments', () => {
+    const { store, rows } = openStore();
+    const txid = randomTxid();
+    const a = transfer({ txid, minor: 1 });
+    const b = transfer({ txid, minor: 2 });
+
+    scan(store, 105, [a, b]);
+
+    expect(rows()).toHaveLength(2);
+    expect(stateOf(store, a.pidTag)).toEqual(['pending']);
+    expect(stateOf(store, b.pidTag)).toEqual(['pending']);
+  });
+
+  it('orphans a pending transfer missing from a later scan whose window covers it', () => {
+    const { store, balance } = openStore();
+    const t = transfer({ height: 100 });
+    scan(store, 105, [t]);
+
+    const events = scan(store, 106, [], 99);
+    scan(store, 1_000, [], 99);
+
+    expect(events.map((e) => e.kind)).toEqual(['orphaned']);
+    expect(events[0]!.payment.orphaned_at).toBe(NOW + 106);
+    expect(stateOf(store, t.pidTag)).toEqual(['orphaned']);
+    expect(balance(t.pidTag)).toBe(0n);
+  });
+
+  it('keeps a pending transfer that a later scan did not cover', () => {
+    const { store } = openStore();
+    const t = transfer({ height: 100 });
+    scan(store, 105, [t]);
+
+    const events = scan(store, 106, [], 100);
+
+    expect(events).toEqual([]);
+    expect(stateOf(store, t.pidTag)).toEqual(['pending']);
+  });
+
+  it('orphans a pool transfer (height 0) missing from the next scan', () => {
+    const { store } = openStore();
+    const t = transfer({ height: 0 });
+    scan(store, 105, [t], 104);
+
+    const events = scan(store, 106, [], 105);
+
+    expect(events.map((e) => e.kind)).toEqual(['orphaned']);
+  });
+
+  it('returns an orphaned transfer that reappears to pending and then confirms it', () => {
+    const { store, balance } = openStore();
+    const t = transfer({ height: 100 });
+    scan(store, 105, [t]);
+    scan(store, 106, [], 0);
+
+    const back = scan(store, 107, [t]);
+    expect(back.map((e) => e.kind)).toEqual(['reappeared']);
+    expect(stateOf(store, t.pidTag)).toEqual(['pending']);
+
+    scan(store, 110, [t]);
+    expect(balance(t.pidTag)).toBe(5_000n);
+  });
+
+  it('moves a pool transfer to the height of the block that mined it', () => {
+    const { store } = openStore();
+    const t = transfer({ height: 0 });
+    scan(store, 100, [t]);
+
+    scan(store, 105, [{ ...t, height: 103 }]);
+    expect(store.paymentsFor(t.pidTag)[0]).toMatchObject({ state: 'pending', height: 103 });
+
+    scan(store, 103 + REQUIRED, [{ ...t, height: 103 }]);
+    expect(stateOf(store, t.pidTag)).toEqual(['confirmed']);
+  });
+
+  it('never orphans a confirmed payment', () => {
+    const { store, balance } = openStore();
+    const t = transfer({ height: 100 });
+    scan(store, 200, [t]);
+
+    const events = scan(store, 201, [], 0);
+
+    expect(events).toEqual([]);
+    expect(stateOf(store, t.pidTag)).toEqual(['confirmed']);
+    expect(balance(t.pidTag)).toBe(5_000n);
+  });
+
+  it('confirms a payment whose policy requires no confirmations on first sight, even in the pool', () => {
+    const { store } = openStore(0);
+    const t = transfer({ height: 0 });
+
+    scan(store, 100, [t]);
+
+    expect(stateOf(store, t.pidTag)).toEqual(['confirmed']);
+  });
+});
+
+describe('PaymentStore cursor', () => {
+  it('has no cursor before the first scan', () => {
+    const { store } = openStore();
+
+    expect(store.cursor()).toBeUndefined();
+  });
+
+  it('equals the wallet height of the last applied scan', () => {
+    const { store } = openStore();
+
+    scan(store, 150, [transfer({ height: 100 })]);
+    scan(store, 160, []);
+
+    expect(store.cursor()).toBe(160);
+  });
+
+  it('moves in the same transaction as the payments: a scan that fails midway changes neither', () => {
+    const { store, rows } = openStore();
+    const kept = transfer({ height: 100 });
+    scan(store, 105, [kept]);
+    const before = rows();
+
+    // amount 0 violates the CHECK on payments after the first insert succeeded.
+    const failing = [kept, transfer({ height: 104 }), transfer({ amount: 0n, height: 104 })];
+    expect(() => scan(store, 130, failing)).toThrow(/CHECK constraint/);
+
+    expect(rows()).toEqual(before);
+    expect(store.cursor()).toBe(105);
+  });
+});
+
+describe('PaymentStore.scanFrom', () => {
+  it('starts just below start_height before the first scan', () => {
+    const { store } = openStore();
+
+    expect(store.scanFrom(500, 12)).toBe(499);
+    expect(store.scanFrom(0, 12)).toBe(0);
+  });
+
+  it('rescans the reorg window below the cursor when nothing is pending', () => {
+    const { store } = openStore();
+    scan(store, 200, [transfer({ height: 100 })]);
+
+    expect(store.scanFrom(0, 12)).toBe(188);
+  });
+
+  it('keeps the reorg window when the lowest pending payment lies inside it', () => {
+    const { store } = openStore();
+    scan(store, 200, [transfer({ height: 195 })], 190);
+
+    expect(store.scanFrom(0, 12)).toBe(188);
+  });
+
+  it('starts below a pending payment that is older than the reorg window', () => {
+    const { store } = openStore(1_000);
+    scan(store, 200, [transfer({ height: 50 })]);
+
+    expect(store.scanFrom(0, 12)).toBe(49);
+  });
+
+  it('ignores pending pool transfers when choosing the start', () => {
+    const { store } = openStore();
+    scan(store, 200, [transfer({ height: 0 })], 199);
+
+    expect(store.scanFrom(0, 12)).toBe(188);
+  });
+});

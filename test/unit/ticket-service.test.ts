@@ -1,0 +1,288 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+import { describe, expect, it } from 'vitest';
+
+import { InvalidInputError, NotFoundError } from '../../src/errors.js';
+import { TicketService } from '../../src/tickets/ticket-service.js';
+import { randomPid, TicketHarness } from '../support/temp-service.js';
+
+function thrown(action: () => unknown): unknown {
+  try {
+    action();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected the call to throw');
+}
+
+async function bloomAnswers(harness: TicketHarness, answer: string): Promise<number> {
+  const metric = await harness.metrics.bloom.get();
+  return metric.values.find((v) => v.labels.answer === answer)?.value ?? 0;
+}
+
+describe('TicketService.redeem', () => {
+  it.each([
+    ['a string of 15 hex digits', '0123456789abcde'],
+    ['a string of 17 hex digits', '0123456789abcdef0'],
+    ['a string with a non-hex digit', '0123456789abcdeg'],
+    ['a 64-digit long payment id', 'ab'.repeat(32)],
+    ['a number', 1234567890123456],
+    ['a missing pid', undefined],
+  ])('refuses %s with InvalidInputError invalid_pid', (_, pid) => {
+    const harness = new TicketHarness();
+
+    const err = thrown(() => harness.tickets.redeem(pid));
+
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect((err as InvalidInputError).code).toBe('invalid_pid');
+  });
+
+  it('answers an unknown pid with NotFoundError from the Bloom filter, without the database', async () => {
+    const harness = new TicketHarness();
+    harness.pay(randomPid(), 5_000n);
+    harness.db.close();
+
+    const err = thrown(() => harness.tickets.redeem(randomPid()));
+
+    expect(err).toBeInstanceOf(NotFoundError);
+    expect(await bloomAnswers(harness, 'miss')).toBe(1);
+  });
+
+  it('answers a pid with only unconfirmed funds as pending with its confirmations', () => {
+    const harness = new TicketHarness({ minConfirmations: 10 });
+    const pid = randomPid();
+    harness.pay(pid, 5_000n, { confirmations: 3 });
+
+    expect(harness.tickets.redeem(pid)).toEqual({
+      status: 'pending',
+      confirmations: 3,
+      required: 10,
+    });
+  });
+
+  it('reports the pending payment closest to confirmation', () => {
+    const harness = new TicketHarness({ minConfirmations: 10 });
+    const pid = randomPid();
+    harness.pay(pid, 5_000n, { confirmations: 2 });
+    harness.pay(pid, 5_000n, { confirmations: 1 });
+
+    expect(harness.tickets.redeem(pid)).toEqual({
+      status: 'pending',
+      confirmations: 4,
+      required: 10,
+    });
+  });
+
+  it('accepts the pid in upper-case hex', () => {
+    const harness = new TicketHarness();
+    const pid = randomPid();
+    harness.pay(pid, 5_000n);
+
+    expect(harness.tickets.redeem(pid.toUpperCase())).toMatchObject({ status: 'success' });
+  });
+
+  it('answers a pid with confirmed funds with success, a 64-hex token and the balance', () => {
+    const harness = new TicketHarness();
+    const pid = randomPid();
+    harness.pay(pid, 7_000n);
+
+    const result = harness.tickets.redeem(pid);
+
+    expect(result).toEqual({
+      status: 'success',
+      token: expect.stringMatching(/^[0-9a-f]{64}$/),
+      balance: 7_000n,
+    });
+  });
+
+  it('answers a second redeem with already_claimed and the same token', () => {
+    const harness = new TicketHarness();
+    const pid = randomPid();
+    harness.pay(pid, 7_000n);
+    const first = harness.tickets.redeem(pid);
+
+    const second = harness.tickets.redeem(pid);
+
+    expect(first.status).toBe('success');
+    expect(second).toEqual({ ...first, status: 'already_claimed' });
+  });
+
+  it('answers already_claimed after a restart, when no cache remembers the claim', () => {
+    const harness = new TicketHarness();
+    const pid = randomPid();
+    harness.pay(pid, 7_000n);
+    const first = harness.tickets.redeem(pid);
+    const restarted = new TicketService({
+      payments: harness.payments,
+      tickets: harness.ticketStore,
+      secrets: harness.secrets,
+      bloom: harness.bloom,
+      cacheMaxEntries: 100,
+      walletHeight: () => harness.height,
+    });
+
+    expect(restarted.redeem(pid)).toEqual({ ...first, status: 'already_claimed' });
+  });
+
+  it('answers NotFoundError for a pid that was paid only dust', () => {
+    const harness = new TicketHarness({ dustFloor: 1_000n });
+    const pid = randomPid();
+    harness.pay(pid, 999n);
+
+    expect(thrown(() => harness.tickets.redeem(pid))).toBeInstanceOf(NotFoundError);
+  });
+
+  it('includes a payment confirmed after the claim in the balance redeem and status() report', () => {
+    const harness = new TicketHarness({ minConfirmations: 10 });
+    const pid = randomPid();
+    harness.pay(pid, 7_000n);
+    const { token } = harness.tickets.redeem(pid) as { token: string };
+    expect(harness.tickets.status(token).balance).toBe(7_000n);
+
+    harness.pay(pid, 3_000n, { confirmations: 2 });
+    expect(harness.tickets.status(token).balance).toBe(7_000n);
+    harness.mine(8);
+
+    expect(harness.tickets.redeem(pid)).toEqual({
+      status: 'already_claimed',
+      token,
+      balance: 10_000n,
+    });
+    expect(harness.tickets.status(token).balance).toBe(10_000n);
+  });
+
+  it('derives a different token for the same pid under a different secret', () => {
+    const pid = randomPid();
+    const one = new TicketHarness({ secret: randomBytes(32) });
+    const two = new TicketHarness({ secret: randomBytes(32) });
+    one.pay(pid, 7_000n);
+    two.pay(pid, 7_000n);
+
+    const a = one.tickets.redeem(pid) as { token: string };
+    const b = two.tickets.redeem(pid) as { token: string };
+
+    expect(a.token).not.toBe(b.token);
+  });
+
+  it('derives the same token for the same pid under the same secret', () => {
+    const pid = randomPid();
+    const secret = randomBytes(32);
+    const one = new TicketHarness({ secret });
+    const two = new TicketHarness({ secret });
+    one.pay(pid, 7_000n);
+    two.pay(pid, 7_000n);
+
+    const a = one.tickets.redeem(pid) as { token: string };
+    const b = two.tickets.redeem(pid) as { token: string };
+
+    expect(a.token).toBe(b.token);
+  });
+
+  it('stores only the SHA-256 of the token and never the pid or token bytes', () => {
+    const harness = new TicketHarness();
+    const pid = randomPid();
+    harness.pay(pid, 7_000n);
+    const { token } = harness.tickets.redeem(pid) as { token: string };
+
+    const rows = harness.db.prepare('SELECT pid_tag, token_hash FROM tickets').all() as {
+      pid_tag: Buffer;
+      token_hash: Buffer;
+    }[];
+    expect(rows).toEqual([
+      {
+        pid_tag: harness.secrets.pidTag(Buffer.from(pid, 'hex')),
+        token_hash: createHash('sha256').update(token).digest(),
+      },
+    ]);
+
+    harness.db.pragma('wal_checkpoint(TRUNCATE)');
+    const bytes = Buffer.concat([
+      readFileSync(harness.dbFile),
+      readFileSync(`${harness.dbFile}-wal`),
+    ]);
+    for (const secret of [
+      Buffer.from(pid, 'hex'),
+      Buffer.from(pid),
+      Buffer.from(pid.toUpperCase()),
+      Buffer.from(token),
+      // Either half of the token's bytes would let a stolen database shorten a guess.
+      Buffer.from(token, 'hex').subarray(0, 16),
+      Buffer.from(token, 'hex').subarray(16),
+    ]) {
+      expect(bytes.includes(secret)).toBe(false);
+    }
+    expect(bytes.includes(createHash('sha256').update(token).digest())).toBe(true);
+  });
+});
+
+describe('TicketService.status', () => {
+  it('reports an issued token as active with its issue time and no abuse', () => {
+    const harness = new TicketHarness();
+    const pid = randomPid();
+    harness.pay(pid, 7_000n);
+    const { token } = harness.tickets.redeem(pid) as { token: string };
+
+    expect(harness.tickets.status(token)).toEqual({
+      status: 'active',
+      balance: 7_000n,
+      issuedAt: harness.now,
+      revokedAt: null,
+      abuseScore: 0,
+    });
+  });
+
+  it('refuses a token that is not 64 lowercase hex digits with invalid_token', () => {
+    const harness = new TicketHarness();
+
+    const err = thrown(() => harness.tickets.status('AB'.repeat(32)));
+
+    expect(err).toBeInstanceOf(InvalidInputError);
+    expect((err as InvalidInputError).code).toBe('invalid_token');
+  });
+
+  it('answers NotFoundError for a well-formed token that was never issued', () => {
+    const harness = new TicketHarness();
+
+    expect(thrown(() => harness.tickets.status('ab'.repeat(32)))).toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('TicketService.revoke', () => {
+  it('marks the token revoked with the time and abuse score, as status() then reports', () => {
+    const harness = new TicketHarness();
+    const pid = randomPid();
+    harness.pay(pid, 7_000n);
+    const { token } = harness.tickets.redeem(pid) as { token: string };
+    expect(harness.tickets.status(token).status).toBe('active');
+
+    harness.now += 60;
+    const revoked = harness.tickets.revoke(token, 'spam', 42);
+
+    const expected = { status: 'revoked', revokedAt: harness.now, abuseScore: 42 };
+    expect(revoked).toMatchObject(expected);
+    expect(harness.tickets.status(token)).toMatchObject(expected);
+  });
+
+  it('keeps the first revocation time when a token is revoked again', () => {
+    const harness = new TicketHarness();
+    const pid = randomPid();
+    harness.pay(pid, 7_000n);
+    const { token } = harness.tickets.redeem(pid) as { token: string };
+    const firstAt = harness.now;
+    harness.tickets.revoke(token, 'spam', 1);
+
+    harness.now += 60;
+    const again = harness.tickets.revoke(token, 'more spam', 5);
+
+    expect(again).toMatchObject({ revokedAt: firstAt, abuseScore: 5 });
+  });
+
+  it('answers NotFoundError for a token that was never issued', () => {
+    const harness = new TicketHarness();
+
+    expect(thrown(() => harness.tickets.revoke('cd'.repeat(32), 'spam', 1))).toBeInstanceOf(
+      NotFoundError,
+    );
+  });
+});
