@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 import type { Logger } from 'pino';
@@ -53,6 +53,7 @@ export class Service {
   readonly monitor: Monitor;
   readonly metrics: Metrics;
   readonly #parts: Parts;
+  #closing: Promise<void> | undefined;
 
   private constructor(parts: Parts) {
     this.#parts = parts;
@@ -65,6 +66,7 @@ export class Service {
   static async start(config: Config, logger: Logger): Promise<Service> {
     // Storage: the data dir, the database and the secret beside it.
     mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
+    chmodSync(config.data_dir, 0o700);
     const db = openDatabase(join(config.data_dir, DATABASE_FILE));
     const secrets = loadSecret(config.secret_file);
     const merchants = new MerchantStore(db);
@@ -86,6 +88,7 @@ export class Service {
       ...(config.outbound_proxy ? { proxy: config.outbound_proxy } : {}),
       torOnly: config.tor_only,
       timeoutMs: config.webhook_timeout_ms,
+      retrySchedule: { firstDelayMs: config.webhook_retry_first_delay_ms },
     });
 
     // Payments: tickets and invoices share one scan and one transaction.
@@ -216,7 +219,12 @@ export class Service {
    * between scans, webhook attempts in flight finish, the worker pool
    * drains, and the database checkpoints and closes.
    */
-  async close(graceMs = 5_000): Promise<void> {
+  close(graceMs = 5_000): Promise<void> {
+    this.#closing ??= this.#close(graceMs);
+    return this.#closing;
+  }
+
+  async #close(graceMs: number): Promise<void> {
     const parts = this.#parts;
     await Promise.all([parts.publicListener.close(graceMs), parts.internalListener.close(graceMs)]);
     clearInterval(parts.expiryTimer);

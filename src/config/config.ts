@@ -39,6 +39,8 @@ export const DEFAULTS = {
   signature_window_s: 300,
   invoice_expiry_s: 3_600,
   webhook_timeout_ms: 15_000,
+  retention_days: 90,
+  webhook_retry_first_delay_ms: 10_000,
 } as const;
 
 const listenAddress = z
@@ -98,6 +100,8 @@ const schema = z
     signature_window_s: int(1, 86_400),
     invoice_expiry_s: int(60, 30 * 86_400),
     webhook_timeout_ms: int(100, 600_000),
+    retention_days: int(1, 36_500),
+    webhook_retry_first_delay_ms: int(10, 3_600_000),
   })
   .strict();
 
@@ -122,6 +126,8 @@ export function loadConfig(options: {
   const file = options.file ?? env.STRONGHOLD_CONFIG;
   const fromFile = file ? readConfigFile(file) : {};
   rejectUnknownKeys(fromFile, file ?? '');
+
+  rejectUnknownEnv(env);
 
   const merged: Record<string, unknown> = { ...DEFAULTS, ...fromFile };
   for (const key of KEYS) {
@@ -179,6 +185,18 @@ function rejectUnknownKeys(values: Record<string, unknown>, file: string): void 
     const hint = closestKey(key);
     const suffix = hint ? `; did you mean "${hint}"?` : '';
     throw new ConfigError(key, `unknown setting "${key}" in ${file}${suffix}`);
+  }
+}
+
+/** A misspelled STRONGHOLD_ variable would otherwise be ignored without a word. */
+function rejectUnknownEnv(env: NodeJS.ProcessEnv): void {
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('STRONGHOLD_') || name === 'STRONGHOLD_CONFIG') continue;
+    const key = name.slice('STRONGHOLD_'.length).toLowerCase();
+    if (key in DEFAULTS) continue;
+    const hint = closestKey(key);
+    const suffix = hint ? `; did you mean STRONGHOLD_${hint.toUpperCase()}?` : '';
+    throw new ConfigError(key, `unknown environment variable ${name}${suffix}`);
   }
 }
 

@@ -23,7 +23,7 @@ export function parseInvoiceInput(body: Record<string, unknown>): InvoiceInput {
     orderId: optionalText(body.order_id, 'order_id', 100),
     description: optionalText(body.description, 'description', 500),
     metadata: parseMetadata(body.metadata),
-    expiresIn: optionalInt(body.expires_in, 'expires_in', 60, 30 * 86_400),
+    expiresIn: optionalInt(body.expires_in, 'expires_in', 10, 30 * 86_400),
     confirmations: optionalInt(body.confirmations, 'confirmations', 0, 100),
   };
 }

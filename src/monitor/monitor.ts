@@ -4,6 +4,9 @@ import type { PaymentEvent, PaymentStore, Transfer } from '../storage/payment-st
 import { parseTransfer } from './transfer-parser.js';
 import type { WalletRpcClient } from './wallet-rpc-client.js';
 
+/** Above any real chain; get_transfers needs some max_height with filter_by_height. */
+const UNBOUNDED_HEIGHT = 2 ** 31 - 1;
+
 export type MonitorCounters = {
   scanned(height: number, walletHeight: number): void;
   ingested(result: string, count: number): void;
@@ -75,12 +78,19 @@ export class Monitor {
     await this.#loop;
   }
 
-  /** One scan, applied in one transaction. Throws when the wallet fails. */
+  /**
+   * One scan, applied in one transaction. Throws when the wallet fails.
+   *
+   * Transfers are read with no upper height bound and the height is read
+   * after them: the wallet may refresh between two calls, and a transfer
+   * that left the pool for a block the bound excluded would otherwise look
+   * vanished and be orphaned for one poll.
+   */
   async pollOnce(): Promise<PaymentEvent[]> {
     const { rpc, payments, startHeight, reorgWindow } = this.#options;
-    const walletHeight = await rpc.getHeight();
     const from = payments.scanFrom(startHeight, reorgWindow);
-    const raw = await rpc.incomingTransfers(from, walletHeight);
+    const raw = await rpc.incomingTransfers(from, UNBOUNDED_HEIGHT);
+    const walletHeight = await rpc.getHeight();
     const transfers = this.#parse(raw, walletHeight);
 
     const events = payments.apply({ transfers, walletHeight, from, now: this.#now() });

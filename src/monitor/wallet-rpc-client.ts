@@ -120,9 +120,16 @@ export function quoteAmounts(text: string): string {
 async function readLimited(response: Response, limit: number): Promise<string> {
   const length = Number(response.headers.get('content-length') ?? 0);
   if (length > limit) throw new WalletRpcError('rpc_bad_answer', 'wallet RPC answer too large');
-  const text = await response.text();
-  if (text.length > limit) throw new WalletRpcError('rpc_bad_answer', 'wallet RPC answer too large');
-  return text;
+  if (!response.body) return '';
+
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    total += chunk.byteLength;
+    if (total > limit) throw new WalletRpcError('rpc_bad_answer', 'wallet RPC answer too large');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function describe(err: unknown): string {

@@ -158,9 +158,12 @@ export class PaymentStore {
   #apply(scan: Scan): PaymentEvent[] {
     const events: PaymentEvent[] = [];
     const seen = new Set<string>();
+    const contested = new Set<string>();
 
     for (const transfer of scan.transfers) {
-      seen.add(keyOf(transfer.txid, transfer.major, transfer.minor));
+      const key = keyOf(transfer.txid, transfer.major, transfer.minor);
+      seen.add(key);
+      if (transfer.doubleSpendSeen && transfer.height === 0) contested.add(key);
       const event = this.#record(transfer, scan);
       if (event) events.push(event);
     }
@@ -170,7 +173,7 @@ export class PaymentStore {
       const inWindow = payment.height === 0 || payment.height > scan.from;
       if (inWindow && !seen.has(key)) {
         events.push({ kind: 'orphaned', payment: this.#changeState(payment, 'orphaned', scan.now) });
-      } else if (isFinal(payment, scan.walletHeight)) {
+      } else if (!contested.has(key) && isFinal(payment, scan.walletHeight)) {
         events.push({ kind: 'confirmed', payment: this.#changeState(payment, 'confirmed', scan.now) });
       }
     }

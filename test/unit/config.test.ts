@@ -24,6 +24,12 @@ function configErrorOf(load: () => unknown): ConfigError {
 }
 
 describe('loadConfig', () => {
+  it('refuses a misspelled STRONGHOLD_ environment variable with a hint', () => {
+    const err = configErrorOf(() => loadConfig({ env: { STRONGHOLD_MIN_CONFIRMATION: '3' } }));
+
+    expect(err.message).toContain('STRONGHOLD_MIN_CONFIRMATIONS');
+  });
+
   it('returns the defaults when the environment sets nothing', () => {
     const config = loadConfig({ env: {} });
 

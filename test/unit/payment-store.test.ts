@@ -54,6 +54,17 @@ function stateOf(store: PaymentStore, tag: Buffer): string[] {
 }
 
 describe('PaymentStore.apply', () => {
+  it('never confirms a pool transfer the wallet flags as double-spent, even at zero confirmations', () => {
+    const { store } = openStore(0);
+    const contested = transfer({ height: 0, doubleSpendSeen: true });
+    const clean = transfer({ height: 0 });
+
+    scan(store, 105, [contested, clean]);
+
+    expect(stateOf(store, contested.pidTag)).toEqual(['pending']);
+    expect(stateOf(store, clean.pidTag)).toEqual(['confirmed']);
+  });
+
   it('records a new transfer below the required depth as pending', () => {
     const { store } = openStore();
     const t = transfer({ height: 100 });
