@@ -9,7 +9,7 @@ import type { Secrets } from '../tickets/secrets.js';
 import type { Outbox } from '../webhooks/outbox.js';
 import { canonicalJson } from './canonical-json.js';
 import type { InvoiceInput } from './invoice-input.js';
-import { type InvoiceStatus, standingOf } from './invoice-status.js';
+import { type InvoiceStatus, type Standing, standingOf } from './invoice-status.js';
 import type { InvoiceRow, InvoiceStore } from './invoice-store.js';
 
 export type InvoiceServiceOptions = {
@@ -138,31 +138,55 @@ export class InvoiceService {
     return count;
   }
 
+  /**
+   * Brings one invoice up to date with its payments, announcing changes in
+   * the order a merchant expects even when one scan both sees and confirms
+   * a payment: arrivals and the status they cause first, then
+   * confirmations and the status they cause.
+   */
   #follow(seq: number, events: readonly PaymentEvent[], now: number): void {
     const invoice = this.#store.bySeq(seq)!;
-    for (const { kind, payment } of events) {
-      const late = payment.first_seen_at >= invoice.expires_at;
-      if (kind === 'seen' || kind === 'reappeared') {
-        this.#emit(invoice, 'InvoiceReceivedPayment', { afterExpiration: late, payment: paymentJson(payment) });
-      } else if (kind === 'confirmed') {
-        this.#emit(invoice, 'InvoicePaymentSettled', { afterExpiration: late, payment: paymentJson(payment) });
-      }
+    const payments = this.#store.payments(seq);
+    const confirmedNow = new Set(events.filter((e) => e.kind === 'confirmed').map((e) => e.payment.id));
+
+    this.#announcePayments(invoice, events, ['seen', 'reappeared'], 'InvoiceReceivedPayment');
+    const beforeConfirmations = payments.map((p) => (confirmedNow.has(p.id) ? { ...p, state: 'pending' } : p));
+    const arrived = standingOf(invoice, beforeConfirmations, now);
+    this.#announceStatus(invoice, invoice.status, arrived);
+
+    this.#announcePayments(invoice, events, ['confirmed'], 'InvoicePaymentSettled');
+    const final = standingOf({ ...invoice, status: arrived.status }, payments, now);
+    this.#announceStatus(invoice, arrived.status, final);
+
+    if (final.status !== invoice.status || final.additional !== invoice.additional_status) {
+      this.#store.setStatus(seq, final.status, final.additional);
     }
+  }
 
-    const standing = standingOf(invoice, this.#store.payments(seq), now);
-    if (standing.status === invoice.status && standing.additional === invoice.additional_status) return;
-    this.#store.setStatus(seq, standing.status, standing.additional);
-    if (standing.status === invoice.status) return;
+  #announcePayments(
+    invoice: InvoiceRow,
+    events: readonly PaymentEvent[],
+    kinds: PaymentEvent['kind'][],
+    type: string,
+  ): void {
+    for (const { kind, payment } of events) {
+      if (!kinds.includes(kind)) continue;
+      const afterExpiration = payment.first_seen_at >= invoice.expires_at;
+      this.#emit(invoice, type, { afterExpiration, payment: paymentJson(payment) });
+    }
+  }
 
-    const overPaid = standing.additional === 'PaidOver';
-    if (standing.status === 'Processing' || (standing.status === 'Settled' && invoice.status !== 'Processing')) {
+  #announceStatus(invoice: InvoiceRow, from: InvoiceStatus, to: Standing): void {
+    if (to.status === from) return;
+    const overPaid = to.additional === 'PaidOver';
+    if (to.status === 'Processing' || (to.status === 'Settled' && from !== 'Processing')) {
       this.#emit(invoice, 'InvoiceProcessing', { overPaid });
     }
-    if (standing.status === 'Settled') this.#emit(invoice, 'InvoiceSettled', { overPaid });
-    if (standing.status === 'Expired') {
-      this.#emit(invoice, 'InvoiceExpired', { partiallyPaid: standing.additional === 'PaidPartial' });
+    if (to.status === 'Settled') this.#emit(invoice, 'InvoiceSettled', { overPaid });
+    if (to.status === 'Expired') {
+      this.#emit(invoice, 'InvoiceExpired', { partiallyPaid: to.additional === 'PaidPartial' });
     }
-    if (standing.status === 'Invalid') this.#emit(invoice, 'InvoiceInvalid', { manuallyMarked: false });
+    if (to.status === 'Invalid') this.#emit(invoice, 'InvoiceInvalid', { manuallyMarked: false });
   }
 
   #emit(invoice: InvoiceRow, type: string, extra: Record<string, unknown>): void {
