@@ -29,7 +29,7 @@ function deploy(name: string): string {
 const PRODUCTION_VALUES = {
   data_dir: '/var/lib/stronghold',
   public_listen: 'unix:/run/stronghold/public.sock',
-  internal_listen: 'unix:/run/stronghold/internal.sock',
+  internal_listen: 'unix:/var/lib/stronghold/internal.sock',
   outbound_proxy: 'socks5h://127.0.0.1:9050',
   tor_only: true,
   workers: 1,
