@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 
 import { type Config, parseListen } from './config/config.js';
+import { ConfigError } from './errors.js';
 import { registerCheckoutRoute } from './http/checkout-route.js';
 import { createInternalApp } from './http/internal-app.js';
 import { Listener } from './http/listener.js';
@@ -16,6 +17,7 @@ import { InvoiceStore } from './invoices/invoice-store.js';
 import { MerchantStore } from './merchants/merchant-store.js';
 import { SignatureVerifier } from './merchants/signature-verifier.js';
 import { Metrics } from './metrics.js';
+import { decodeAddress } from './monero/address.js';
 import { Monitor } from './monitor/monitor.js';
 import { WalletRpcClient } from './monitor/wallet-rpc-client.js';
 import { type Db, openDatabase } from './storage/database.js';
@@ -93,7 +95,7 @@ export class Service {
 
     // Payments: tickets and invoices share one scan and one transaction.
     const rpc = new WalletRpcClient({ url: config.wallet_rpc_url, timeoutMs: config.wallet_rpc_timeout_ms });
-    let primaryAddress = config.primary_address || undefined;
+    let primaryAddress = config.primary_address ? checkPrimaryAddress(config.primary_address, config) : undefined;
     let monitor: Monitor | undefined;
     const invoices = new InvoiceService({
       db,
@@ -136,7 +138,10 @@ export class Service {
         tickets.onPaymentEvents(events);
         if (events.some((e) => e.payment.invoice_seq !== null)) dispatcher.kick();
         if (primaryAddress === undefined) {
-          rpc.getAddress().then((address) => (primaryAddress = address), () => undefined);
+          rpc.getAddress().then(
+            (address) => (primaryAddress = checkPrimaryAddress(address, config)),
+            (err: unknown) => logger.error({ err }, 'the wallet address cannot be used'),
+          );
         }
       },
     });
@@ -246,4 +251,21 @@ function loadBloomFilter(config: Config, payments: PaymentStore, logger: Logger)
   }
   logger.info({ known, bits: bloom.bits, hashes: bloom.hashes }, 'payment id filter loaded');
   return bloom;
+}
+
+/** The wallet's primary address must be a standard address of the configured network. */
+function checkPrimaryAddress(address: string, config: Config): string {
+  let decoded;
+  try {
+    decoded = decodeAddress(address);
+  } catch {
+    throw new ConfigError('primary_address', 'setting "primary_address" is not a valid Monero address');
+  }
+  if (decoded.kind !== 'standard' || decoded.network !== config.network) {
+    throw new ConfigError(
+      'primary_address',
+      `the wallet's primary address must be a standard ${config.network} address (setting "network")`,
+    );
+  }
+  return address;
 }
