@@ -35,21 +35,7 @@ type Command = (config: Config, values: Values, args: string[]) => Promise<void>
 const COMMANDS: Record<string, Command> = { serve, migrate: runMigrate, address, merchant, backup };
 
 async function main(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string' },
-      pid: { type: 'string' },
-      name: { type: 'string' },
-      'public-key': { type: 'string' },
-      'webhook-url': { type: 'string' },
-      'webhook-secret': { type: 'string' },
-      id: { type: 'string' },
-      'key-id': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parseCommandLine(argv);
   const command = COMMANDS[positionals[0] ?? ''];
   if (values.help || !command) {
     process.stdout.write(USAGE);
@@ -58,6 +44,32 @@ async function main(argv: string[]): Promise<void> {
   }
   const config = loadConfig({ file: values.config });
   await command(config, values, positionals.slice(1));
+}
+
+const OPTIONS = {
+  config: { type: 'string' },
+  pid: { type: 'string' },
+  name: { type: 'string' },
+  'public-key': { type: 'string' },
+  'webhook-url': { type: 'string' },
+  'webhook-secret': { type: 'string' },
+  id: { type: 'string' },
+  'key-id': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/**
+ * A malformed command line is a usage error (exit 2), not a crash. One
+ * base64url key in 64 starts with '-', which parseArgs refuses as a
+ * separate argument; its message says to write `--public-key=-...`.
+ */
+function parseCommandLine(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+  } catch (err) {
+    if (!String((err as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) throw err;
+    throw new StrongholdError('usage', `${(err as Error).message}\n${USAGE}`);
+  }
 }
 
 async function serve(config: Config): Promise<void> {

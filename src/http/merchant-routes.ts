@@ -21,7 +21,9 @@ const STATUSES = new Set(['New', 'Processing', 'Settled', 'Expired', 'Invalid'])
 export function registerMerchantRoutes(app: Hono, options: MerchantRoutesOptions): void {
   const { invoices } = options;
   const signed = requireSignature(options.verifier);
-  app.use('/api/v1/invoices', signed);
+  // In hono `/api/v1/invoices/*` matches `/api/v1/invoices` itself too; a
+  // second registration for the bare path would run the check twice, and
+  // the second run would refuse the request as a replay of the first.
   app.use('/api/v1/invoices/*', signed);
 
   const render = (c: { req: { url: string; header(name: string): string | undefined } }, invoice: Parameters<typeof invoiceJson>[0]) =>
