@@ -10,6 +10,7 @@ export function invoiceJson(invoice: InvoiceRow, payments: InvoicePaymentRow[], 
   const standing = standingOf(invoice, payments, context.now);
   return {
     id: invoice.id,
+    merchant_id: invoice.merchant_id,
     status: invoice.status,
     additional_status: invoice.additional_status,
     amount_atomic: invoice.amount.toString(),

@@ -184,7 +184,8 @@ export class InvoiceService {
     }
     if (to.status === 'Settled') this.#emit(invoice, 'InvoiceSettled', { overPaid });
     if (to.status === 'Expired') {
-      this.#emit(invoice, 'InvoiceExpired', { partiallyPaid: to.additional === 'PaidPartial' });
+      const partiallyPaid = to.received > 0n && to.received < invoice.amount;
+      this.#emit(invoice, 'InvoiceExpired', { partiallyPaid });
     }
     if (to.status === 'Invalid') this.#emit(invoice, 'InvoiceInvalid', { manuallyMarked: false });
   }
