@@ -16,6 +16,8 @@ export type SignRequestOptions = {
   /** Unix seconds; defaults to now, `null` leaves the parameter out. */
   created?: number | null;
   expires?: number;
+  /** RFC 9421 `nonce`: makes two otherwise identical requests distinct. */
+  nonce?: string;
   /** Defaults to `ed25519`; `null` leaves the parameter out. */
   alg?: string | null;
   /** Covered components; defaults to @method, @target-uri and, with a body, content-digest. */
@@ -82,6 +84,7 @@ function signatureParams(options: SignRequestOptions): Map<string, BareItem> {
   const created = options.created === undefined ? Math.floor(Date.now() / 1000) : options.created;
   if (created !== null) params.set('created', created);
   if (options.expires !== undefined) params.set('expires', options.expires);
+  if (options.nonce !== undefined) params.set('nonce', options.nonce);
   if (options.keyId !== null) params.set('keyid', options.keyId);
   const alg = options.alg === undefined ? 'ed25519' : options.alg;
   if (alg !== null) params.set('alg', alg);
