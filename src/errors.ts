@@ -29,9 +29,18 @@ export class InvalidInputError extends StrongholdError {
   }
 }
 
+/**
+ * What the request names does not exist. Every redeem of a payment id that
+ * nobody paid ends here, as fast as a client cares to send them, and a 404
+ * is never logged; so no stack is captured, which measured about 7 µs of
+ * CPU, as much as all the rest of such a redeem.
+ */
 export class NotFoundError extends StrongholdError {
   constructor(message: string, code = 'not_found') {
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(code, message);
+    Error.stackTraceLimit = stackTraceLimit;
   }
 }
 
