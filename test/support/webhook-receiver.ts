@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { isAbsolute } from 'node:path';
 
 /** A webhook the receiver accepted: signature valid and answered with a 2xx. */
 export type ReceivedWebhook = {
@@ -23,13 +24,25 @@ export type SeenRequest = {
 
 export type ReceiverConnection = { remoteAddress: string; remotePort: number };
 
+/** Where the receiver listens: a TCP host and port, or a unix socket. */
+export type ReceiverOptions = {
+  host?: string;
+  /** 0 (the default) lets the kernel choose; kept across restarts. */
+  port?: number;
+  /**
+   * An absolute socket path instead of TCP, for a receiver that only an
+   * onion service can reach. Its URL is the onion's, so `url()` throws.
+   */
+  socketPath?: string;
+};
+
 const MAX_BODY_BYTES = 1024 * 1024;
 
 /**
  * A merchant's webhook endpoint on a real listener. It checks the
  * BTCPay-Sig header against the shared secret, answers a status the test
  * chooses (or never answers), and can be stopped and started again on the
- * same port to play a merchant that is down for a while.
+ * same port (or socket) to play a merchant that is down for a while.
  */
 export class WebhookReceiver {
   readonly accepted: ReceivedWebhook[] = [];
@@ -37,20 +50,29 @@ export class WebhookReceiver {
   readonly connections: ReceiverConnection[] = [];
   readonly #secret: string;
   readonly #host: string;
+  readonly #socketPath: string | undefined;
   readonly #sockets = new Set<Socket>();
   #server: http.Server | undefined;
   #port = 0;
   #mode: { status: number } | 'hang' = { status: 200 };
   #waiters: (() => void)[] = [];
 
-  private constructor(secret: string, host: string, port: number) {
+  private constructor(secret: string, options: ReceiverOptions) {
     this.#secret = secret;
-    this.#host = host;
-    this.#port = port;
+    this.#host = options.host ?? '127.0.0.1';
+    this.#port = options.port ?? 0;
+    this.#socketPath = options.socketPath;
   }
 
-  static async start(secret: string, options: { host?: string; port?: number } = {}) {
-    const receiver = new WebhookReceiver(secret, options.host ?? '127.0.0.1', options.port ?? 0);
+  static async start(secret: string, options: ReceiverOptions = {}) {
+    const { socketPath } = options;
+    if (socketPath !== undefined) {
+      if (!isAbsolute(socketPath)) throw new RangeError('socketPath must be an absolute path');
+      if (options.host !== undefined || options.port !== undefined) {
+        throw new TypeError('give either socketPath or host and port, not both');
+      }
+    }
+    const receiver = new WebhookReceiver(secret, options);
     await receiver.restart();
     return receiver;
   }
@@ -61,6 +83,9 @@ export class WebhookReceiver {
 
   /** The endpoint URL; `path` may carry a query string. */
   url(path = '/webhook'): string {
+    if (this.#socketPath !== undefined) {
+      throw new TypeError('a receiver on a unix socket has no URL; use its onion address');
+    }
     return `http://${this.#host}:${this.#port}${path}`;
   }
 
@@ -100,19 +125,21 @@ export class WebhookReceiver {
     await closed;
   }
 
-  /** Listens again, on the same port once one has been chosen. */
+  /** Listens again, on the same port or socket once one has been chosen. */
   async restart(): Promise<void> {
     if (this.#server) return;
     const server = http.createServer((req, res) => this.#handle(req, res));
     server.on('connection', (socket) => this.#track(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.#port, this.#host, () => {
+      const listening = () => {
         server.off('error', reject);
         resolve();
-      });
+      };
+      if (this.#socketPath !== undefined) server.listen(this.#socketPath, listening);
+      else server.listen(this.#port, this.#host, listening);
     });
-    this.#port = (server.address() as AddressInfo).port;
+    if (this.#socketPath === undefined) this.#port = (server.address() as AddressInfo).port;
     this.#server = server;
   }
 
