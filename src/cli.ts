@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { randomBytes } from 'node:crypto';
-import { chmodSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -14,6 +14,7 @@ import { makeIntegratedAddress } from './monero/address.js';
 import { WalletRpcClient } from './monitor/wallet-rpc-client.js';
 import { DATABASE_FILE, Service } from './service.js';
 import { migrate, openDatabase } from './storage/database.js';
+import { Retention } from './storage/retention.js';
 
 const USAGE = `usage: stronghold <command> [--config FILE]
 
@@ -27,12 +28,20 @@ commands:
   merchant add-key --id ID --public-key K
   merchant revoke-key --id ID --key-id KEY
   backup FILE           copy the live database consistently to FILE
+  purge                 strip data older than retention_days (see README, Limitations)
 `;
 
 type Values = Record<string, string | boolean | undefined>;
 type Command = (config: Config, values: Values, args: string[]) => Promise<void>;
 
-const COMMANDS: Record<string, Command> = { serve, migrate: runMigrate, address, merchant, backup };
+const COMMANDS: Record<string, Command> = {
+  serve,
+  migrate: runMigrate,
+  address,
+  merchant,
+  backup,
+  purge,
+};
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseCommandLine(argv);
@@ -144,22 +153,50 @@ async function merchant(config: Config, values: Values, args: string[]): Promise
   }
 }
 
+/** The most pages better-sqlite3 copies in one backup step: the whole file. */
+const ALL_PAGES = 0x7fffffff;
+
 /**
- * An online backup through SQLite's backup API: consistent while the
- * service keeps writing, because it copies pages under the database's own
- * locking and restarts the copy of pages that change underneath it.
+ * An online backup through SQLite's backup API, copied in one step: a
+ * reader in WAL mode holds one snapshot without blocking the writer, so the
+ * copy is consistent however busy the service is. Copied in small steps, a
+ * backup starts over whenever the service commits in between, and under
+ * steady traffic it never finishes. The file is created mode 0600 before
+ * the copy so that no one else can read it while it is written.
  */
 async function backup(config: Config, _values: Values, args: string[]): Promise<void> {
   const target = args[0];
   if (!target) throw new StrongholdError('usage', `backup: a target file is required\n${USAGE}`);
   const db = new Database(join(config.data_dir, DATABASE_FILE), { readonly: true, fileMustExist: true });
   try {
-    await db.backup(target);
+    const fd = openSync(target, 'w', 0o600);
+    fchmodSync(fd, 0o600);
+    closeSync(fd);
+    await db.backup(target, { progress: () => ALL_PAGES });
     chmodSync(target, 0o600);
   } finally {
     db.close();
   }
   process.stdout.write(`${JSON.stringify({ backup: target })}\n`);
+}
+
+/**
+ * Purges data older than `retention_days` (see Retention). Safe beside a
+ * running service: it is one more writer transaction on the same file.
+ */
+async function purge(config: Config): Promise<void> {
+  const db = openDatabase(join(config.data_dir, DATABASE_FILE));
+  try {
+    const result = new Retention(db).purge({
+      now: Math.floor(Date.now() / 1000),
+      retentionDays: config.retention_days,
+      // The blocks the monitor rescans on every poll, as Service sets them.
+      rescanBlocks: Math.max(config.min_confirmations, 10) + 2,
+    });
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } finally {
+    db.close();
+  }
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

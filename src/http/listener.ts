@@ -8,7 +8,7 @@ import {
 } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
-import { getRequestListener } from '@hono/node-server';
+import { getRequestListener, RequestError } from '@hono/node-server';
 
 import type { ListenAddress } from '../config/config.js';
 import { errorBody } from './errors.js';
@@ -57,6 +57,7 @@ const CLIENT_ERRORS: Record<string, [number, string, string]> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'request_timeout', 'request was not received in time'],
 };
 const BAD_REQUEST: [number, string, string] = [400, 'bad_request', 'malformed HTTP request'];
+const INTERNAL: [number, string, string] = [500, 'internal', 'internal error'];
 
 /**
  * An HTTP listener on TCP or a unix socket. A unix socket is created with
@@ -73,6 +74,9 @@ export class Listener {
   readonly #refused = new Set<Socket>();
   readonly #address: ListenAddress;
   readonly #maxConnections: number;
+  /** Responses not finished yet, so that closing can end their connections after them. */
+  readonly #responses = new Set<ServerResponse>();
+  #closing = false;
 
   private constructor(server: Server, options: ListenerOptions) {
     this.#server = server;
@@ -85,20 +89,19 @@ export class Listener {
   static async open(options: ListenerOptions): Promise<Listener> {
     const { headersTimeoutMs, requestTimeoutMs } = options;
     const checkInterval = Math.min(headersTimeoutMs, requestTimeoutMs) / 4;
-    const handle = getRequestListener(options.fetch);
+    const handle = getRequestListener(options.fetch, { errorHandler: unreadableRequest });
     let listener: Listener | undefined;
     const server = createServer(
       {
         maxHeaderSize: options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
+        // Node answers a missing Host with a bare 400; the adapter refuses it
+        // too (unreadableRequest), with the JSON body every refusal has.
+        requireHostHeader: false,
         connectionsCheckingInterval: Math.round(
           Math.min(MAX_CHECK_INTERVAL_MS, Math.max(MIN_CHECK_INTERVAL_MS, checkInterval)),
         ),
       },
-      (req, res) => {
-        // A refused connection's requests go unanswered: its 503 is sent.
-        if ((listener && listener.#refused.has(req.socket)) || refuseLongUrl(req, res)) return;
-        void handle(req, res);
-      },
+      (req, res) => listener!.#serve(req, res, handle),
     );
     server.maxConnections = options.maxConnections + REFUSAL_HEADROOM;
     server.headersTimeout = headersTimeoutMs;
@@ -128,8 +131,12 @@ export class Listener {
    * then cuts what is left.
    */
   async close(graceMs = 5_000): Promise<void> {
+    this.#closing = true;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     this.#server.closeIdleConnections();
+    // A connection whose response is in flight closes once it is sent,
+    // rather than idling as keep-alive until the grace period runs out.
+    for (const res of this.#responses) closeAfter(res);
     for (const socket of this.#refused) socket.destroy();
     const timer = setTimeout(() => {
       for (const socket of this.#sockets) socket.destroy();
@@ -137,6 +144,15 @@ export class Listener {
     await closed;
     clearTimeout(timer);
     if (this.#address.kind === 'unix') removeStaleSocket(this.#address.path);
+  }
+
+  #serve(req: IncomingMessage, res: ServerResponse, handle: RequestHandler): void {
+    // A refused connection's requests go unanswered: its 503 is sent.
+    if (this.#refused.has(req.socket) || refuseLongUrl(req, res)) return;
+    if (this.#closing) closeAfter(res);
+    this.#responses.add(res);
+    res.once('close', () => this.#responses.delete(res));
+    void handle(req, res);
   }
 
   /**
@@ -178,6 +194,14 @@ export class Listener {
   }
 }
 
+type RequestHandler = ReturnType<typeof getRequestListener>;
+
+/** Ends the response's connection once the response is sent. */
+function closeAfter(res: ServerResponse): void {
+  if (!res.headersSent) res.setHeader('connection', 'close');
+  else res.once('finish', () => res.socket?.end());
+}
+
 /** Answers 414 for a request target over MAX_URL_BYTES; true when it did. */
 function refuseLongUrl(req: IncomingMessage, res: ServerResponse): boolean {
   // The parser reads the target as latin1, so its length is its byte count.
@@ -190,6 +214,18 @@ function refuseLongUrl(req: IncomingMessage, res: ServerResponse): boolean {
   });
   res.end(body);
   return true;
+}
+
+/**
+ * The answer when the adapter cannot build a Request (no Host header, a
+ * malformed one, a backslash in the path) instead of its empty 400.
+ */
+function unreadableRequest(err: unknown): Response {
+  const [status, code, message] = err instanceof RequestError ? BAD_REQUEST : INTERNAL;
+  return new Response(JSON.stringify(errorBody(code, message)), {
+    status,
+    headers: { 'content-type': 'application/json' },
+  });
 }
 
 /**

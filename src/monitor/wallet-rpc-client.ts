@@ -21,7 +21,13 @@ export class WalletRpcClient {
   #nextId = 1;
 
   constructor(options: WalletRpcClientOptions) {
-    this.#endpoint = new URL('/json_rpc', options.url).toString();
+    // fetch refuses credentials in a URL with an error that quotes the URL,
+    // so they would end up in every log line about a failed poll.
+    const url = new URL(options.url);
+    if (url.username || url.password) {
+      throw new RangeError('url must not carry credentials: the wallet RPC is reached without login');
+    }
+    this.#endpoint = new URL('/json_rpc', url).toString();
     this.#timeoutMs = options.timeoutMs;
     this.#maxBytes = options.maxResponseBytes ?? 512 * 1024 * 1024;
   }
