@@ -83,7 +83,9 @@ export class Listener {
     this.#address = options.address;
     this.#maxConnections = options.maxConnections;
     server.on('connection', (socket: Socket) => this.#accept(socket));
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
+      answerClientError(err, socket),
+    );
   }
 
   static async open(options: ListenerOptions): Promise<Listener> {
@@ -169,7 +171,9 @@ export class Listener {
     this.#refused.add(socket);
     socket.once('close', () => this.#refused.delete(socket));
     socket.on('error', () => socket.destroy());
-    socket.end(rawResponse(503, 'too_many_connections', 'too many open connections; retry shortly'));
+    socket.end(
+      rawResponse(503, 'too_many_connections', 'too many open connections; retry shortly'),
+    );
     setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
   }
 
@@ -206,7 +210,9 @@ function closeAfter(res: ServerResponse): void {
 function refuseLongUrl(req: IncomingMessage, res: ServerResponse): boolean {
   // The parser reads the target as latin1, so its length is its byte count.
   if ((req.url ?? '').length <= MAX_URL_BYTES) return false;
-  const body = JSON.stringify(errorBody('uri_too_long', `request target exceeds ${MAX_URL_BYTES} bytes`));
+  const body = JSON.stringify(
+    errorBody('uri_too_long', `request target exceeds ${MAX_URL_BYTES} bytes`),
+  );
   res.writeHead(414, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),

@@ -128,7 +128,10 @@ export class Retention {
 
   #purgeTxids(cutoff: number, lastFinalHeight: number): number {
     const key = randomBytes(32);
-    const rows = this.#purgeablePayments.all({ cutoff, lastFinalHeight }) as { id: number; txid: string }[];
+    const rows = this.#purgeablePayments.all({ cutoff, lastFinalHeight }) as {
+      id: number;
+      txid: string;
+    }[];
     for (const row of rows) {
       const hash = createHmac('sha256', key).update(row.txid).digest('hex');
       this.#setTxid.run(`${PURGED_TXID_PREFIX}${hash}`, row.id);

@@ -31,7 +31,12 @@ const BLOCKS = 1_500;
 const LONGEST_RUN_MS = 1_500;
 const NO_PAYMENT_ID = '0000000000000000';
 
-const recording = makeRecording({ seed: SEED, blocks: BLOCKS, customers: 300, dustFloor: DUST_FLOOR });
+const recording = makeRecording({
+  seed: SEED,
+  blocks: BLOCKS,
+  customers: 300,
+  dustFloor: DUST_FLOOR,
+});
 
 type Answer = { pid: string; status: string; token: string; cycle: number };
 
@@ -87,7 +92,9 @@ describe('crash safety of stronghold serve', () => {
 
     // The kills landed while transfers were still coming in, and work was done.
     expect(finalCursor).toBe(wallet.finalHeight);
-    expect(new Set(cursorsAtKill.filter((c) => c < wallet.finalHeight)).size).toBeGreaterThanOrEqual(CYCLES / 4);
+    expect(
+      new Set(cursorsAtKill.filter((c) => c < wallet.finalHeight)).size,
+    ).toBeGreaterThanOrEqual(CYCLES / 4);
     expect(recording.transfers.length).toBeGreaterThan(2_500);
     expect(answers.filter((a) => a.status === 'success').length).toBeGreaterThan(20);
   }, 240_000);
@@ -104,9 +111,10 @@ describe('crash safety of stronghold serve', () => {
  */
 function checkInvariants(file: string, secrets: Secrets, answers: Answer[]): number {
   return readDatabase(file, (db) => {
-    const cursorText = db.prepare("SELECT value FROM meta WHERE key = 'scan_height'").pluck().get() as
-      | string
-      | undefined;
+    const cursorText = db
+      .prepare("SELECT value FROM meta WHERE key = 'scan_height'")
+      .pluck()
+      .get() as string | undefined;
     const cursor = cursorText === undefined ? 0 : Number(cursorText);
 
     const duplicates = db
@@ -120,8 +128,17 @@ function checkInvariants(file: string, secrets: Secrets, answers: Answer[]): num
 
     const rows = db
       .prepare('SELECT txid, subaddr_minor, pid_tag, amount, height, state FROM payments')
-      .all() as { txid: string; subaddr_minor: bigint; pid_tag: Buffer; amount: bigint; height: bigint; state: string }[];
-    const expected = recording.transfers.filter((t) => t.height <= cursor && t.payment_id !== NO_PAYMENT_ID);
+      .all() as {
+      txid: string;
+      subaddr_minor: bigint;
+      pid_tag: Buffer;
+      amount: bigint;
+      height: bigint;
+      state: string;
+    }[];
+    const expected = recording.transfers.filter(
+      (t) => t.height <= cursor && t.payment_id !== NO_PAYMENT_ID,
+    );
     expect(rows.length).toBe(expected.length);
     const byKey = new Map(rows.map((r) => [`${r.txid}:${r.subaddr_minor}`, r]));
     for (const transfer of expected) {
@@ -181,7 +198,8 @@ async function startRedeemers(
       } catch {
         return;
       }
-      if (body.service_token) answers.push({ pid, status: body.status!, token: body.service_token, cycle });
+      if (body.service_token)
+        answers.push({ pid, status: body.status!, token: body.service_token, cycle });
     }
   };
   await Promise.all(Array.from({ length: CLIENTS }, loop));

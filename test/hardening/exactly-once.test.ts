@@ -12,7 +12,10 @@ import { randomPid, silentLogger, tempConfig } from '../support/temp-service.js'
 const REQUESTS = 1_000;
 const AMOUNT = 123_456_789_012_345n;
 
-type Answer = { status: number; body: { status: string; service_token: string; balance_atomic: string } };
+type Answer = {
+  status: number;
+  body: { status: string; service_token: string; balance_atomic: string };
+};
 
 /** Connections open at once on the client side, and the most seen. */
 const open = { now: 0, peak: 0 };
@@ -22,7 +25,14 @@ function redeemOnce(agent: Agent, port: number, pid: string): Promise<Answer> {
   const body = JSON.stringify({ pid });
   return new Promise((resolve, reject) => {
     const req = request(
-      { agent, host: '127.0.0.1', port, method: 'POST', path: '/api/v1/redeem', headers: { 'content-type': 'application/json' } },
+      {
+        agent,
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: '/api/v1/redeem',
+        headers: { 'content-type': 'application/json' },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -50,7 +60,9 @@ describe('redeem under concurrency', () => {
     const agent = new Agent({ keepAlive: false, maxSockets: REQUESTS });
     try {
       const answers = await Promise.all(
-        Array.from({ length: REQUESTS }, () => redeemOnce(agent, service.publicListener.port!, pid)),
+        Array.from({ length: REQUESTS }, () =>
+          redeemOnce(agent, service.publicListener.port!, pid),
+        ),
       );
 
       const statuses = answers.map((a) => a.body.status);
@@ -60,14 +72,18 @@ describe('redeem under concurrency', () => {
       expect(statuses.filter((s) => s === 'success')).toHaveLength(1);
       expect(statuses.filter((s) => s === 'already_claimed')).toHaveLength(REQUESTS - 1);
       expect([...tokens]).toEqual([token]);
-      expect(new Set(answers.map((a) => a.body.balance_atomic))).toEqual(new Set([AMOUNT.toString()]));
+      expect(new Set(answers.map((a) => a.body.balance_atomic))).toEqual(
+        new Set([AMOUNT.toString()]),
+      );
       // The requests were in flight together, each on its own connection.
       expect(open.peak).toBe(REQUESTS);
 
       const rows = readDatabase(join(config.data_dir, DATABASE_FILE), (db) =>
         db.prepare('SELECT token_hash FROM tickets').pluck().all(),
       ) as Buffer[];
-      expect(rows.map((h) => h.toString('hex'))).toEqual([createHash('sha256').update(token).digest('hex')]);
+      expect(rows.map((h) => h.toString('hex'))).toEqual([
+        createHash('sha256').update(token).digest('hex'),
+      ]);
     } finally {
       agent.destroy();
       await service.close(100);

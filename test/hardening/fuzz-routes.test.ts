@@ -69,7 +69,9 @@ beforeAll(async () => {
   });
   paidToken = ((await redeemed.json()) as { service_token: string }).service_token;
   for (let i = 0; i < 3; i++) {
-    const created = await fixture.signed('POST', '/api/v1/invoices', { body: '{"amount_atomic":"1000000000000"}' });
+    const created = await fixture.signed('POST', '/api/v1/invoices', {
+      body: '{"amount_atomic":"1000000000000"}',
+    });
     invoiceIds.push(((await created.json()) as { id: string }).id);
   }
 }, 60_000);
@@ -78,7 +80,9 @@ afterAll(async () => {
   reader?.close();
   for (const fn of cleanups.reverse()) await fn();
   await receiver?.stop();
-  console.log(`answers per route and status: ${JSON.stringify(Object.fromEntries(statuses), null, 1)}`);
+  console.log(
+    `answers per route and status: ${JSON.stringify(Object.fromEntries(statuses), null, 1)}`,
+  );
 }, 60_000);
 
 // ---- arbitraries -----------------------------------------------------------
@@ -126,12 +130,19 @@ const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
 );
 
 /** An object with the route's fields (each maybe missing or hostile) and extra keys. */
-function objectWith(fields: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<Record<string, unknown>> {
+function objectWith(
+  fields: Record<string, fc.Arbitrary<unknown>>,
+): fc.Arbitrary<Record<string, unknown>> {
   const entries = Object.entries(fields).map(([key, valid]) =>
-    fc.option(fc.oneof(valid, hostileValue), { nil: undefined }).map((value) => [key, value] as const),
+    fc
+      .option(fc.oneof(valid, hostileValue), { nil: undefined })
+      .map((value) => [key, value] as const),
   );
   return fc
-    .tuple(fc.tuple(...entries), fc.dictionary(fc.string({ maxLength: 12 }), hostileValue, { maxKeys: 3 }))
+    .tuple(
+      fc.tuple(...entries),
+      fc.dictionary(fc.string({ maxLength: 12 }), hostileValue, { maxKeys: 3 }),
+    )
     .map(([pairs, extra]) => {
       const object: Record<string, unknown> = { ...extra };
       for (const [key, value] of pairs) if (value !== undefined) object[key] = value;
@@ -147,14 +158,36 @@ function bodyText(fields: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<s
     // Duplicate fields: JSON.parse keeps the last one.
     fc
       .tuple(objectWith(fields), field, hostileValue)
-      .map(([o, key, value]) => `${JSON.stringify(o).slice(0, -1)}${Object.keys(o).length ? ',' : ''}"${key}":${JSON.stringify(value) ?? 'null'}}`),
+      .map(
+        ([o, key, value]) =>
+          `${JSON.stringify(o).slice(0, -1)}${Object.keys(o).length ? ',' : ''}"${key}":${JSON.stringify(value) ?? 'null'}}`,
+      ),
     // Numbers JSON.parse cannot hold exactly.
     fc
-      .tuple(field, fc.constantFrom('123456789012345678901234567890', '1e999', '-1e999', '0.1e-400', '9007199254740993'))
+      .tuple(
+        field,
+        fc.constantFrom(
+          '123456789012345678901234567890',
+          '1e999',
+          '-1e999',
+          '0.1e-400',
+          '9007199254740993',
+        ),
+      )
       .map(([key, literal]) => `{"${key}":${literal}}`),
     fc.json(),
     fc.string({ unit: 'binary', maxLength: 200 }),
-    fc.constantFrom('', '{', '{"a":}', '[]', 'null', '"x"', '{}', '{"__proto__":{"x":1}}', `${'['.repeat(50)}${']'.repeat(50)}`),
+    fc.constantFrom(
+      '',
+      '{',
+      '{"a":}',
+      '[]',
+      'null',
+      '"x"',
+      '{}',
+      '{"__proto__":{"x":1}}',
+      `${'['.repeat(50)}${']'.repeat(50)}`,
+    ),
     fc.integer({ min: 2, max: 20 }).map((depth) => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`),
   );
 }
@@ -167,10 +200,10 @@ const contentType = fc.oneof(
 
 function otherContentType(): fc.Arbitrary<string> {
   return fc.constantFrom(
-  'application/json; charset=utf-8',
-  'APPLICATION/JSON',
-  'application/jsonx',
-  'text/plain',
+    'application/json; charset=utf-8',
+    'APPLICATION/JSON',
+    'application/jsonx',
+    'text/plain',
     'application/x-www-form-urlencoded',
     'multipart/form-data; boundary=x',
   );
@@ -182,20 +215,43 @@ const segment = fc.oneof(
   fc.webSegment().filter((s) => s.length > 0),
   fc.stringMatching(/^[0-9a-fA-F]{60,68}$/),
   fc.stringMatching(/^inv_[A-Za-z0-9_-]{20,24}$/),
-  fc.constantFrom('%00', '%ff', '%2e%2e', 'a%2Fb', '%E2%80%AE', '%F0%9F%98%80', '..%2F..%2Fadmin', 'null', '0'),
+  fc.constantFrom(
+    '%00',
+    '%ff',
+    '%2e%2e',
+    'a%2Fb',
+    '%E2%80%AE',
+    '%F0%9F%98%80',
+    '..%2F..%2Fadmin',
+    'null',
+    '0',
+  ),
 );
 
 const query = fc.oneof(
   fc.constant(''),
   fc.webQueryParameters().map((q) => `?${q}`),
   fc
-    .dictionary(fc.constantFrom('status', 'limit', 'cursor', 'x'), hostileText.map(String), { maxKeys: 3 })
+    .dictionary(fc.constantFrom('status', 'limit', 'cursor', 'x'), hostileText.map(String), {
+      maxKeys: 3,
+    })
     .map((q) => `?${new URLSearchParams(q as Record<string, string>).toString()}`),
 );
 
 const FORBIDDEN_HEADERS = new Set([
-  'host', 'content-length', 'connection', 'transfer-encoding', 'expect', 'upgrade', 'keep-alive',
-  'te', 'trailer', 'content-type', 'signature', 'signature-input', 'content-digest',
+  'host',
+  'content-length',
+  'connection',
+  'transfer-encoding',
+  'expect',
+  'upgrade',
+  'keep-alive',
+  'te',
+  'trailer',
+  'content-type',
+  'signature',
+  'signature-input',
+  'content-digest',
 ]);
 
 const extraHeaders = fc.dictionary(
@@ -205,10 +261,15 @@ const extraHeaders = fc.dictionary(
 );
 
 const invoiceFields = {
-  amount_atomic: fc.oneof(fc.bigInt({ min: 1n, max: (1n << 63n) - 1n }).map(String), fc.constant('1000000000000')),
+  amount_atomic: fc.oneof(
+    fc.bigInt({ min: 1n, max: (1n << 63n) - 1n }).map(String),
+    fc.constant('1000000000000'),
+  ),
   order_id: fc.string({ minLength: 1, maxLength: 100 }),
   description: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 500 }),
-  metadata: fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 5 }),
+  metadata: fc.dictionary(fc.string({ maxLength: 10 }), fc.jsonValue({ maxDepth: 3 }), {
+    maxKeys: 5,
+  }),
   // Valid expiries stay over an hour: an invoice expiring during the run would
   // change the database in the background and blur the checks.
   expires_in: fc.integer({ min: 3_600, max: 30 * 86_400 }),
@@ -229,7 +290,11 @@ function contents(): string {
   return tableContents(reader);
 }
 
-async function check(route: string, send: () => Promise<Response>, expectation: Expectation = {}): Promise<void> {
+async function check(
+  route: string,
+  send: () => Promise<Response>,
+  expectation: Expectation = {},
+): Promise<void> {
   const before = contents();
   const response = await send();
   count(route, response.status);
@@ -268,7 +333,9 @@ describe('fuzzing every public route', () => {
   it(`GET /api/v1/info: ${RUNS} requests with random queries and headers`, async () => {
     await fc.assert(
       fc.asyncProperty(query, extraHeaders, async (q, headers) => {
-        await check('GET /api/v1/info', () => publicFetch({ method: 'GET', path: `/api/v1/info${q}`, headers }));
+        await check('GET /api/v1/info', () =>
+          publicFetch({ method: 'GET', path: `/api/v1/info${q}`, headers }),
+        );
       }),
       PARAMETERS,
     );
@@ -285,7 +352,13 @@ describe('fuzzing every public route', () => {
         const secrets = [...text.matchAll(/[0-9a-fA-F]{16}/g)].map((m) => m[0]);
         await check(
           'POST /api/v1/redeem',
-          () => publicFetch({ method: 'POST', path: '/api/v1/redeem', headers: { ...headers, 'content-type': type }, body: text }),
+          () =>
+            publicFetch({
+              method: 'POST',
+              path: '/api/v1/redeem',
+              headers: { ...headers, 'content-type': type },
+              body: text,
+            }),
           { writes: true, secrets },
         );
       }),
@@ -294,12 +367,20 @@ describe('fuzzing every public route', () => {
   }, 120_000);
 
   it(`GET /api/v1/token/:token: ${RUNS} hostile tokens`, async () => {
-    const token = fc.oneof({ weight: 6, arbitrary: segment }, fc.constant(paidToken), fc.constant(paidToken.toUpperCase()));
+    const token = fc.oneof(
+      { weight: 6, arbitrary: segment },
+      fc.constant(paidToken),
+      fc.constant(paidToken.toUpperCase()),
+    );
     await fc.assert(
       fc.asyncProperty(token, query, async (t, q) => {
-        await check('GET /api/v1/token/:token', () => publicFetch({ method: 'GET', path: `/api/v1/token/${t}${q}` }), {
-          secrets: [decodeSafely(t)],
-        });
+        await check(
+          'GET /api/v1/token/:token',
+          () => publicFetch({ method: 'GET', path: `/api/v1/token/${t}${q}` }),
+          {
+            secrets: [decodeSafely(t)],
+          },
+        );
       }),
       PARAMETERS,
     );
@@ -308,12 +389,21 @@ describe('fuzzing every public route', () => {
   it(`POST /api/v1/invoices (signed): ${RUNS} hostile bodies`, async () => {
     const idempotency = fc.option(fc.stringMatching(/^[\x21-\x7e]{1,120}$/), { nil: undefined });
     await fc.assert(
-      fc.asyncProperty(bodyText(invoiceFields), contentType, idempotency, async (text, type, key) => {
-        const headers = { 'content-type': type, ...(key ? { 'idempotency-key': key } : {}) };
-        await check('POST /api/v1/invoices (signed)', () => fixture.signed('POST', '/api/v1/invoices', { body: text, headers }), {
-          writes: true,
-        });
-      }),
+      fc.asyncProperty(
+        bodyText(invoiceFields),
+        contentType,
+        idempotency,
+        async (text, type, key) => {
+          const headers = { 'content-type': type, ...(key ? { 'idempotency-key': key } : {}) };
+          await check(
+            'POST /api/v1/invoices (signed)',
+            () => fixture.signed('POST', '/api/v1/invoices', { body: text, headers }),
+            {
+              writes: true,
+            },
+          );
+        },
+      ),
       PARAMETERS,
     );
   }, 180_000);
@@ -324,7 +414,9 @@ describe('fuzzing every public route', () => {
         signature: fc.oneof(fc.stringMatching(/^[\x20-\x7e]{0,200}$/), fc.constant('sig1=:AAAA:')),
         'signature-input': fc.oneof(
           fc.stringMatching(/^[\x20-\x7e]{0,200}$/),
-          fc.constant(`sig1=("@method" "@target-uri" "content-digest");created=${Math.floor(Date.now() / 1000)};keyid="k";alg="ed25519"`),
+          fc.constant(
+            `sig1=("@method" "@target-uri" "content-digest");created=${Math.floor(Date.now() / 1000)};keyid="k";alg="ed25519"`,
+          ),
         ),
         'content-digest': fc.stringMatching(/^[\x20-\x7e]{0,100}$/),
       },
@@ -348,7 +440,9 @@ describe('fuzzing every public route', () => {
   it(`GET /api/v1/invoices (signed): ${RUNS} hostile queries`, async () => {
     await fc.assert(
       fc.asyncProperty(query, async (q) => {
-        await check('GET /api/v1/invoices (signed)', () => fixture.signed('GET', `/api/v1/invoices${q}`));
+        await check('GET /api/v1/invoices (signed)', () =>
+          fixture.signed('GET', `/api/v1/invoices${q}`),
+        );
       }),
       PARAMETERS,
     );
@@ -358,7 +452,9 @@ describe('fuzzing every public route', () => {
     const id = fc.oneof({ weight: 6, arbitrary: segment }, fc.constantFrom(...invoiceIds));
     await fc.assert(
       fc.asyncProperty(id, async (i) => {
-        await check('GET /api/v1/invoices/:id (signed)', () => fixture.signed('GET', `/api/v1/invoices/${i}`));
+        await check('GET /api/v1/invoices/:id (signed)', () =>
+          fixture.signed('GET', `/api/v1/invoices/${i}`),
+        );
       }),
       PARAMETERS,
     );
@@ -371,7 +467,12 @@ describe('fuzzing every public route', () => {
       fc.asyncProperty(id, body, async (i, text) => {
         await check(
           'POST /api/v1/invoices/:id/cancel (signed)',
-          () => fixture.signed('POST', `/api/v1/invoices/${i}/cancel`, text === undefined ? {} : { body: text }),
+          () =>
+            fixture.signed(
+              'POST',
+              `/api/v1/invoices/${i}/cancel`,
+              text === undefined ? {} : { body: text },
+            ),
           { writes: true },
         );
       }),
@@ -383,7 +484,9 @@ describe('fuzzing every public route', () => {
     const id = fc.oneof({ weight: 6, arbitrary: segment }, fc.constantFrom(...invoiceIds));
     await fc.assert(
       fc.asyncProperty(id, query, extraHeaders, async (i, q, headers) => {
-        await check('GET /pay/:id', () => publicFetch({ method: 'GET', path: `/pay/${i}${q}`, headers }));
+        await check('GET /pay/:id', () =>
+          publicFetch({ method: 'GET', path: `/pay/${i}${q}`, headers }),
+        );
       }),
       PARAMETERS,
     );
@@ -401,9 +504,16 @@ describe('fuzzing every public route', () => {
     );
     const method = fc.constantFrom('PUT', 'DELETE', 'PATCH', 'OPTIONS', 'PROPFIND', 'GETX');
     await fc.assert(
-      fc.asyncProperty(method, path, fc.option(fc.json(), { nil: undefined }), async (m, p, body) => {
-        await check('unserved methods', () => publicFetch({ method: m, path: p, ...(body !== undefined ? { body } : {}) }));
-      }),
+      fc.asyncProperty(
+        method,
+        path,
+        fc.option(fc.json(), { nil: undefined }),
+        async (m, p, body) => {
+          await check('unserved methods', () =>
+            publicFetch({ method: m, path: p, ...(body !== undefined ? { body } : {}) }),
+          );
+        },
+      ),
       PARAMETERS,
     );
   }, 120_000);
@@ -413,19 +523,39 @@ describe('fuzzing every public route', () => {
     const valid = 'GET /api/v1/info HTTP/1.1\r\nHost: shop.onion\r\nConnection: close\r\n\r\n';
     const mutated = fc
       .tuple(fc.nat({ max: valid.length - 1 }), fc.uint8Array({ minLength: 1, maxLength: 8 }))
-      .map(([at, bytes]) => Buffer.concat([Buffer.from(valid.slice(0, at), 'latin1'), bytes, Buffer.from(valid.slice(at), 'latin1')]));
-    const garbage = fc.uint8Array({ minLength: 1, maxLength: 300 }).map((bytes) => Buffer.from(bytes));
+      .map(([at, bytes]) =>
+        Buffer.concat([
+          Buffer.from(valid.slice(0, at), 'latin1'),
+          bytes,
+          Buffer.from(valid.slice(at), 'latin1'),
+        ]),
+      );
+    const garbage = fc
+      .uint8Array({ minLength: 1, maxLength: 300 })
+      .map((bytes) => Buffer.from(bytes));
     const lines = fc
-      .tuple(fc.constantFrom('GET', 'POST', 'G E T', ''), fc.string({ unit: 'binary', maxLength: 60 }), fc.constantFrom('HTTP/1.1', 'HTTP/1.0', 'HTTP/2', 'HTTP/9.9', ''))
-      .map(([m, target, version]) => Buffer.from(`${m} ${target} ${version}\r\nHost: x\r\nConnection: close\r\n\r\n`, 'utf8'));
+      .tuple(
+        fc.constantFrom('GET', 'POST', 'G E T', ''),
+        fc.string({ unit: 'binary', maxLength: 60 }),
+        fc.constantFrom('HTTP/1.1', 'HTTP/1.0', 'HTTP/2', 'HTTP/9.9', ''),
+      )
+      .map(([m, target, version]) =>
+        Buffer.from(`${m} ${target} ${version}\r\nHost: x\r\nConnection: close\r\n\r\n`, 'utf8'),
+      );
     await fc.assert(
       fc.asyncProperty(fc.oneof(mutated, garbage, lines), async (bytes) => {
         const before = contents();
-        const answer = await rawExchange(port, Buffer.concat([bytes, Buffer.from('\r\n\r\n')]), 20_000);
+        const answer = await rawExchange(
+          port,
+          Buffer.concat([bytes, Buffer.from('\r\n\r\n')]),
+          20_000,
+        );
         count('raw HTTP', answer.status);
         if (answer.status !== undefined) expect(answer.status).toBeLessThan(500);
         if (answer.status !== undefined && answer.status >= 400) {
-          const body = JSON.parse(answer.body.slice(0, answer.body.lastIndexOf('}') + 1)) as { error: { code: string } };
+          const body = JSON.parse(answer.body.slice(0, answer.body.lastIndexOf('}') + 1)) as {
+            error: { code: string };
+          };
           expect(body.error.code).toMatch(/^[a-z_]+$/);
         }
         expect(contents()).toBe(before);

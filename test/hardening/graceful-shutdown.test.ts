@@ -5,7 +5,12 @@ import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 
 import { DATABASE_FILE } from '../../src/service.js';
-import { readDatabase, seedConfirmedPayment, ServiceProcess, type Settings } from '../support/crash-harness.js';
+import {
+  readDatabase,
+  seedConfirmedPayment,
+  ServiceProcess,
+  type Settings,
+} from '../support/crash-harness.js';
 import { makeRecording, RecordedWalletRpc } from '../support/recorded-wallet-rpc.js';
 import { randomPid, tempDir, waitFor } from '../support/temp-service.js';
 
@@ -47,7 +52,9 @@ async function startBusyService(): Promise<Started> {
   // The monitor is writing: scans commit while the signal arrives.
   const file = join(dataDir, DATABASE_FILE);
   await waitFor('a few scans', () => wallet.transferCalls >= 3, 30_000);
-  expect(readDatabase(file, (db) => db.prepare('SELECT count(*) FROM payments').pluck().get())).toBeGreaterThan(1n);
+  expect(
+    readDatabase(file, (db) => db.prepare('SELECT count(*) FROM payments').pluck().get()),
+  ).toBeGreaterThan(1n);
   return { service, dataDir, pid, port: Number(new URL(service.publicUrl).port) };
 }
 
@@ -56,16 +63,18 @@ function slowRedeem(port: number, pid: string) {
   const body = JSON.stringify({ pid });
   const socket = connect(port, '127.0.0.1');
   let received = '';
-  const response = new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
-    socket.setEncoding('utf8');
-    socket.on('data', (text: string) => {
-      received += text;
-      const parsed = parseResponse(received);
-      if (parsed) resolve(parsed);
-    });
-    socket.on('error', reject);
-    socket.on('close', () => reject(new Error(`closed after ${JSON.stringify(received)}`)));
-  });
+  const response = new Promise<{ status: number; body: Record<string, unknown> }>(
+    (resolve, reject) => {
+      socket.setEncoding('utf8');
+      socket.on('data', (text: string) => {
+        received += text;
+        const parsed = parseResponse(received);
+        if (parsed) resolve(parsed);
+      });
+      socket.on('error', reject);
+      socket.on('close', () => reject(new Error(`closed after ${JSON.stringify(received)}`)));
+    },
+  );
   const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
   socket.write(
     'POST /api/v1/redeem HTTP/1.1\r\nHost: shop.onion\r\nContent-Type: application/json\r\n' +
@@ -74,14 +83,19 @@ function slowRedeem(port: number, pid: string) {
   return { response, closed, finish: () => socket.write(body.slice(10)), socket: socket as Socket };
 }
 
-function parseResponse(text: string): { status: number; body: Record<string, unknown> } | undefined {
+function parseResponse(
+  text: string,
+): { status: number; body: Record<string, unknown> } | undefined {
   const end = text.indexOf('\r\n\r\n');
   if (end < 0) return undefined;
   const head = text.slice(0, end);
   const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? NaN);
   const body = text.slice(end + 4);
   if (body.length < length) return undefined;
-  return { status: Number(head.split(' ')[1]), body: JSON.parse(body.slice(0, length)) as Record<string, unknown> };
+  return {
+    status: Number(head.split(' ')[1]),
+    body: JSON.parse(body.slice(0, length)) as Record<string, unknown>,
+  };
 }
 
 /** Whether a new TCP connection to `port` is accepted. */
@@ -118,7 +132,11 @@ describe('stronghold serve stopped by a signal', () => {
 
       expect(answer).toEqual({
         status: 200,
-        body: { status: 'success', service_token: expect.stringMatching(/^[0-9a-f]{64}$/), balance_atomic: AMOUNT.toString() },
+        body: {
+          status: 'success',
+          service_token: expect.stringMatching(/^[0-9a-f]{64}$/),
+          balance_atomic: AMOUNT.toString(),
+        },
       });
       expect(exit).toEqual({ code: 0, signal: null });
       // Its connection closed with the answer: nothing waited for the grace period.

@@ -45,7 +45,9 @@ function internalRoutes(): { method: string; path: string }[] {
 }
 
 function routesOf(app: Hono): { method: string; path: string }[] {
-  return app.routes.filter((r) => r.method !== 'ALL').map((r) => ({ method: r.method, path: r.path }));
+  return app.routes
+    .filter((r) => r.method !== 'ALL')
+    .map((r) => ({ method: r.method, path: r.path }));
 }
 
 function concrete(path: string, ids: Record<string, string>): string {
@@ -87,18 +89,26 @@ describe('the public listener', () => {
     );
   });
 
-  it.each(internalRoutes())('answers $method $path with 404 no such route, while the internal listener serves it', async ({ method, path }) => {
-    const { publicUrl, internalUrl, merchant } = await startMerchantService();
-    const ids = { id: path.includes('webhooks') ? `wd_${'A'.repeat(22)}` : merchant.id, keyId: merchant.keyId, token: '0'.repeat(64) };
-    const target = concrete(path, ids);
+  it.each(internalRoutes())(
+    'answers $method $path with 404 no such route, while the internal listener serves it',
+    async ({ method, path }) => {
+      const { publicUrl, internalUrl, merchant } = await startMerchantService();
+      const ids = {
+        id: path.includes('webhooks') ? `wd_${'A'.repeat(22)}` : merchant.id,
+        keyId: merchant.keyId,
+        token: '0'.repeat(64),
+      };
+      const target = concrete(path, ids);
 
-    const onPublic = await answer(publicUrl, method, target);
-    const onInternal = await answer(internalUrl, method, target);
+      const onPublic = await answer(publicUrl, method, target);
+      const onInternal = await answer(internalUrl, method, target);
 
-    expect(onPublic).toEqual({ status: 404, body: NO_SUCH_ROUTE });
-    expect(onInternal.body).not.toEqual(NO_SUCH_ROUTE);
-    if (method === 'GET') expect((await fetch(`${publicUrl}${target}`, { method: 'HEAD' })).status).toBe(404);
-  });
+      expect(onPublic).toEqual({ status: 404, body: NO_SUCH_ROUTE });
+      expect(onInternal.body).not.toEqual(NO_SUCH_ROUTE);
+      if (method === 'GET')
+        expect((await fetch(`${publicUrl}${target}`, { method: 'HEAD' })).status).toBe(404);
+    },
+  );
 
   it.each([
     '/metrics/',
@@ -145,7 +155,8 @@ describe('files and sockets', () => {
     const db = join(config.data_dir, DATABASE_FILE);
     expect(existsSync(`${db}-wal`) && existsSync(`${db}-shm`)).toBe(true);
     expect(modeOf(config.data_dir)).toBe(0o700);
-    for (const file of [db, `${db}-wal`, `${db}-shm`, config.secret_file]) expect([file, modeOf(file)]).toEqual([file, 0o600]);
+    for (const file of [db, `${db}-wal`, `${db}-shm`, config.secret_file])
+      expect([file, modeOf(file)]).toEqual([file, 0o600]);
     expect(modeOf(publicSock)).toBe(0o660);
     expect(modeOf(internalSock)).toBe(0o660);
   });
@@ -174,14 +185,30 @@ describe('secrets in error messages', () => {
       const response = await fetch(`${internalUrl}/admin/v1/merchants`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ name: 'Shop', public_key: 'A'.repeat(43), webhook_url: 'http://shop.onion/h', webhook_secret: webhookSecret }),
+        body: JSON.stringify({
+          name: 'Shop',
+          public_key: 'A'.repeat(43),
+          webhook_url: 'http://shop.onion/h',
+          webhook_secret: webhookSecret,
+        }),
       });
       const text = await response.text();
       expect(response.status).toBe(400);
       expect(text).not.toContain(webhookSecret.slice(0, 12));
     }
     const cli = await runCli(
-      ['merchant', 'add', '--name', 'Shop', '--public-key', 'A'.repeat(43), '--webhook-url', 'http://shop.onion/h', '--webhook-secret', secret],
+      [
+        'merchant',
+        'add',
+        '--name',
+        'Shop',
+        '--public-key',
+        'A'.repeat(43),
+        '--webhook-url',
+        'http://shop.onion/h',
+        '--webhook-secret',
+        secret,
+      ],
       { data_dir: join(tempDir(), 'data') },
     );
     expect(cli.code).not.toBe(0);
@@ -197,7 +224,8 @@ describe('secrets in error messages', () => {
   });
 
   it('refuses wallet RPC credentials at start-up rather than quoting them in every failed poll', () => {
-    const construct = () => new WalletRpcClient({ url: 'http://user:hunter2@127.0.0.1:18082', timeoutMs: 1_000 });
+    const construct = () =>
+      new WalletRpcClient({ url: 'http://user:hunter2@127.0.0.1:18082', timeoutMs: 1_000 });
 
     expect(construct).toThrow(RangeError);
     expect(construct).not.toThrow(/hunter2/);
@@ -208,10 +236,19 @@ function modeOf(path: string): number {
   return statSync(path).mode & 0o777;
 }
 
-function postOverSocket(socketPath: string, path: string, body: string): Promise<{ status: number; text: string }> {
+function postOverSocket(
+  socketPath: string,
+  path: string,
+  body: string,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { socketPath, path, method: 'POST', headers: { 'content-type': 'application/json', host: 'shop.onion' } },
+      {
+        socketPath,
+        path,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', host: 'shop.onion' },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');

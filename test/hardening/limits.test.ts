@@ -62,7 +62,10 @@ async function idleConnection(port: number): Promise<Socket> {
 describe('request size limits', () => {
   it('answers 413 payload_too_large to a body over body_limit_bytes', async () => {
     const port = await publicPort();
-    const answer = await rawExchange(port, post('/api/v1/redeem', JSON.stringify({ pid: 'a'.repeat(BODY_LIMIT) })));
+    const answer = await rawExchange(
+      port,
+      post('/api/v1/redeem', JSON.stringify({ pid: 'a'.repeat(BODY_LIMIT) })),
+    );
 
     expect(answer.status).toBe(413);
     expect(errorCode(answer.body)).toBe('payload_too_large');
@@ -85,7 +88,10 @@ describe('request size limits', () => {
 
   it('answers 431 header_too_large as JSON to a request head over 8 KiB', async () => {
     const port = await publicPort();
-    const answer = await rawExchange(port, get('/api/v1/info', `X-Filler: ${'f'.repeat(9_000)}\r\n`));
+    const answer = await rawExchange(
+      port,
+      get('/api/v1/info', `X-Filler: ${'f'.repeat(9_000)}\r\n`),
+    );
 
     expect(answer.status).toBe(431);
     expect(errorCode(answer.body)).toBe('header_too_large');
@@ -182,7 +188,9 @@ describe('slow clients', () => {
 describe('connection cap', () => {
   it(`answers 503 too_many_connections past max_connections, and serves again once slow ones are cut`, async () => {
     const port = await publicPort();
-    const held = await Promise.all(Array.from({ length: MAX_CONNECTIONS }, () => idleConnection(port)));
+    const held = await Promise.all(
+      Array.from({ length: MAX_CONNECTIONS }, () => idleConnection(port)),
+    );
     const heldClosed = held.map((socket) => readUntilClosed(socket));
 
     const refused = await rawExchange(port, get(UNKNOWN_TOKEN));

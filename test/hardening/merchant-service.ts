@@ -55,7 +55,9 @@ export type MerchantServiceOptions = {
  * invoices can be created, and one merchant registered the way an
  * operator registers one. Closed when the test finishes.
  */
-export async function startMerchantService(options: MerchantServiceOptions = {}): Promise<MerchantService> {
+export async function startMerchantService(
+  options: MerchantServiceOptions = {},
+): Promise<MerchantService> {
   const cleanup = options.cleanup ?? onTestFinished;
   const dir = mkdtempSync(join(tmpdir(), 'stronghold-hardening-'));
   cleanup(() => rmSync(dir, { recursive: true, force: true }));
@@ -106,7 +108,10 @@ export async function startMerchantService(options: MerchantServiceOptions = {})
   };
 }
 
-export async function addMerchant(internalUrl: string, options: MerchantServiceOptions): Promise<Merchant> {
+export async function addMerchant(
+  internalUrl: string,
+  options: MerchantServiceOptions,
+): Promise<Merchant> {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   const raw = publicKey.export({ format: 'jwk' }).x as string;
   const response = await fetch(`${internalUrl}/admin/v1/merchants`, {
@@ -121,7 +126,13 @@ export async function addMerchant(internalUrl: string, options: MerchantServiceO
   });
   if (response.status !== 201) throw new Error(`merchant add answered ${response.status}`);
   const added = (await response.json()) as { id: string; key_id: string; webhook_secret: string };
-  return { id: added.id, keyId: added.key_id, webhookSecret: added.webhook_secret, publicKey: raw, privateKey };
+  return {
+    id: added.id,
+    keyId: added.key_id,
+    webhookSecret: added.webhook_secret,
+    publicKey: raw,
+    privateKey,
+  };
 }
 
 export function signedFetch(
@@ -132,7 +143,10 @@ export function signedFetch(
   options: SignedOptions,
 ): Promise<Response> {
   const url = `${publicUrl}${path}`;
-  const headers: Record<string, string> = { 'content-type': 'application/json', ...options.headers };
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    ...options.headers,
+  };
   Object.assign(
     headers,
     signRequest({
@@ -145,5 +159,9 @@ export function signedFetch(
       ...(options.created !== undefined ? { created: options.created } : {}),
     }),
   );
-  return fetch(url, { method, headers, ...(options.body !== undefined ? { body: options.body } : {}) });
+  return fetch(url, {
+    method,
+    headers,
+    ...(options.body !== undefined ? { body: options.body } : {}),
+  });
 }

@@ -27,14 +27,24 @@ const NO_PAYMENT_ID = '0000000000000000';
 const recording = makeRecording({ seed: 11, blocks: 1_500, customers: 200, dustFloor: DUST_FLOOR });
 
 type Db = Database.Database;
-type PaymentKey = { id: bigint; txid: string; subaddr_minor: bigint; amount: bigint; pid_tag: Buffer };
+type PaymentKey = {
+  id: bigint;
+  txid: string;
+  subaddr_minor: bigint;
+  amount: bigint;
+  pid_tag: Buffer;
+};
 
 describe('stronghold backup', () => {
   it('copies the live database consistently while the service ingests and claims', async () => {
     const dataDir = join(tempDir(), 'data');
     const file = join(dataDir, DATABASE_FILE);
     seedHistory(dataDir);
-    const wallet = await RecordedWalletRpc.start(recording, { startHeight: 20, finalHeight: 1_510, blocksPerPoll: 3 });
+    const wallet = await RecordedWalletRpc.start(recording, {
+      startHeight: 20,
+      finalHeight: 1_510,
+      blocksPerPoll: 3,
+    });
     onTestFinished(() => wallet.close());
     const settings: Settings = {
       data_dir: dataDir,
@@ -50,7 +60,11 @@ describe('stronghold backup', () => {
     const service = await ServiceProcess.start({ settings });
     onTestFinished(() => service.kill('SIGKILL'));
     const traffic = new Traffic(service.publicUrl);
-    await waitFor('claims and scans', () => traffic.tokens.size >= 20 && wallet.transferCalls >= 20, 60_000);
+    await waitFor(
+      'claims and scans',
+      () => traffic.tokens.size >= 20 && wallet.transferCalls >= 20,
+      60_000,
+    );
 
     // Every token answered before the snapshot was committed before it.
     const answered = new Map(traffic.tokens);
@@ -70,12 +84,17 @@ describe('stronghold backup', () => {
 
       const payments = new Map(paymentKeys(copy).map((p) => [p.id, p]));
       for (const row of before.payments) expect(payments.get(row.id)).toEqual(row);
-      const tickets = new Map(ticketRows(copy).map((t) => [t.pid_tag.toString('hex'), t.token_hash.toString('hex')]));
-      for (const t of before.tickets) expect(tickets.get(t.pid_tag.toString('hex'))).toBe(t.token_hash.toString('hex'));
+      const tickets = new Map(
+        ticketRows(copy).map((t) => [t.pid_tag.toString('hex'), t.token_hash.toString('hex')]),
+      );
+      for (const t of before.tickets)
+        expect(tickets.get(t.pid_tag.toString('hex'))).toBe(t.token_hash.toString('hex'));
 
       // One snapshot: the recorded payments are exactly those up to the copy's own cursor.
       const recorded = [...payments.values()].filter((p) => p.id > BigInt(HISTORY_ROWS));
-      const expected = recording.transfers.filter((t) => t.height <= cursor && t.payment_id !== NO_PAYMENT_ID);
+      const expected = recording.transfers.filter(
+        (t) => t.height <= cursor && t.payment_id !== NO_PAYMENT_ID,
+      );
       expect(recorded.length).toBe(expected.length);
     });
     // The service kept committing while the copy was taken.
@@ -106,7 +125,8 @@ function seedHistory(dataDir: string): void {
      VALUES (?, ?, 0, 0, ?, 5000000000, 1, 'confirmed', 10, 1600000000, 1600000000)`,
   );
   db.transaction(() => {
-    for (let id = 1; id <= HISTORY_ROWS; id++) insert.run(id, randomBytes(32).toString('hex'), randomBytes(16));
+    for (let id = 1; id <= HISTORY_ROWS; id++)
+      insert.run(id, randomBytes(32).toString('hex'), randomBytes(16));
   })();
   db.close();
 }
@@ -130,11 +150,16 @@ function cursorOf(db: Db): number {
 }
 
 function paymentKeys(db: Db): PaymentKey[] {
-  return db.prepare('SELECT id, txid, subaddr_minor, amount, pid_tag FROM payments ORDER BY id').all() as PaymentKey[];
+  return db
+    .prepare('SELECT id, txid, subaddr_minor, amount, pid_tag FROM payments ORDER BY id')
+    .all() as PaymentKey[];
 }
 
 function ticketRows(db: Db) {
-  return db.prepare('SELECT pid_tag, token_hash FROM tickets').all() as { pid_tag: Buffer; token_hash: Buffer }[];
+  return db.prepare('SELECT pid_tag, token_hash FROM tickets').all() as {
+    pid_tag: Buffer;
+    token_hash: Buffer;
+  }[];
 }
 
 async function redeem(url: string, pid: string): Promise<Record<string, unknown>> {

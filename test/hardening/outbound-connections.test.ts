@@ -26,7 +26,9 @@ const PRELOAD = fileURLToPath(new URL('./fixtures/record-connections.mjs', impor
 const WEBHOOK_SECRET = 'outbound-webhook-secret-0001';
 const ONION = 'merchantshopxyz.onion';
 
-type Recorded = { kind: 'connect'; host?: string; port?: number; path?: string } | { kind: 'lookup'; hostname: string };
+type Recorded =
+  | { kind: 'connect'; host?: string; port?: number; path?: string }
+  | { kind: 'lookup'; hostname: string };
 
 async function runFlow(options: { proxy: boolean }) {
   const wallet = await FaultyWalletRpc.start();
@@ -42,7 +44,15 @@ async function runFlow(options: { proxy: boolean }) {
   wallet.serve({
     height: 200,
     address: RECORDED_ADDRESS,
-    in: [{ txid: randomTxid(), amount: 5_000_000_000_000n, height: 150, payment_id: pid, subaddr_index: { major: 0, minor: 0 } }],
+    in: [
+      {
+        txid: randomTxid(),
+        amount: 5_000_000_000_000n,
+        height: 150,
+        payment_id: pid,
+        subaddr_index: { major: 0, minor: 0 },
+      },
+    ],
   });
 
   const log = join(tempDir(), 'connections.jsonl');
@@ -65,8 +75,13 @@ async function runFlow(options: { proxy: boolean }) {
   onTestFinished(() => service.kill('SIGKILL'));
 
   // Customers, merchants and the operator, as they would use it.
-  const webhookUrl = proxy ? `http://${ONION}:${receiver.port}/hooks/stronghold` : receiver.url('/hooks/stronghold');
-  const merchant = await addMerchant(service.internalUrl, { webhookUrl, webhookSecret: WEBHOOK_SECRET });
+  const webhookUrl = proxy
+    ? `http://${ONION}:${receiver.port}/hooks/stronghold`
+    : receiver.url('/hooks/stronghold');
+  const merchant = await addMerchant(service.internalUrl, {
+    webhookUrl,
+    webhookSecret: WEBHOOK_SECRET,
+  });
   const created = await signedFetch(service.publicUrl, merchant, 'POST', '/api/v1/invoices', {
     body: JSON.stringify({ amount_atomic: '1000000000000', order_id: 'order-1' }),
   });
@@ -101,7 +116,9 @@ async function waitForRedeem(url: string, pid: string): Promise<void> {
 
 /** Lookups of names; binding a listener to an IP literal passes through dns.lookup too. */
 function nameLookups(recorded: Recorded[]): string[] {
-  return recorded.flatMap((r) => (r.kind === 'lookup' && isIP(r.hostname) === 0 ? [r.hostname] : []));
+  return recorded.flatMap((r) =>
+    r.kind === 'lookup' && isIP(r.hostname) === 0 ? [r.hostname] : [],
+  );
 }
 
 function destinations(recorded: Recorded[]): Set<string> {
@@ -121,8 +138,14 @@ describe('outbound connections of stronghold serve', () => {
     expect(destinations(recorded)).toEqual(new Set([walletAt, proxyAt]));
     expect(nameLookups(recorded)).toEqual([]);
     // The webhook went to the onion name through the proxy, never directly.
-    expect(proxy!.requests).toContainEqual({ host: ONION, port: receiver.port, addressType: 'domain' });
-    expect(receiver.connections.every((c) => proxy!.upstreamPorts.includes(c.remotePort))).toBe(true);
+    expect(proxy!.requests).toContainEqual({
+      host: ONION,
+      port: receiver.port,
+      addressType: 'domain',
+    });
+    expect(receiver.connections.every((c) => proxy!.upstreamPorts.includes(c.remotePort))).toBe(
+      true,
+    );
   }, 120_000);
 
   it('connects only to the wallet RPC and the webhook endpoint without a proxy', async () => {

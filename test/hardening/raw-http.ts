@@ -15,7 +15,11 @@ export type RawAnswer = {
  * server closes the connection once it has answered) and reads until the
  * server closes it, or rejects after `timeoutMs`.
  */
-export function rawExchange(port: number, data: string | Buffer, timeoutMs = 15_000): Promise<RawAnswer> {
+export function rawExchange(
+  port: number,
+  data: string | Buffer,
+  timeoutMs = 15_000,
+): Promise<RawAnswer> {
   const socket = connect(port, '127.0.0.1');
   socket.end(data);
   return readUntilClosed(socket, timeoutMs);
@@ -35,7 +39,10 @@ export function readUntilClosed(socket: Socket, timeoutMs = 15_000): Promise<Raw
     socket.on('error', () => undefined);
     socket.on('close', () => {
       clearTimeout(timer);
-      resolve({ ...parseAnswer(Buffer.concat(chunks).toString('latin1')), closedAfterMs: Date.now() - started });
+      resolve({
+        ...parseAnswer(Buffer.concat(chunks).toString('latin1')),
+        closedAfterMs: Date.now() - started,
+      });
     });
   });
 }

@@ -37,7 +37,12 @@ type Seeded = {
   purged: string[];
   /** Transaction ids the purge must keep, each with why. */
   kept: Record<string, string>;
-  deliveries: { oldDelivered: string; oldFailed: string; recentDelivered: string; oldPending: string };
+  deliveries: {
+    oldDelivered: string;
+    oldFailed: string;
+    recentDelivered: string;
+    oldPending: string;
+  };
 };
 
 /**
@@ -61,7 +66,8 @@ function seed(): Seeded {
   pay(txids[5]!, tag(pending), 'pending', 1_004, OLD, 4_000_000_000_000n);
   pay(txids[6]!, tag(claimed), 'orphaned', 1_005, OLD, 6_000_000_000_000n);
   const tickets = new TicketStore(db);
-  for (const pid of [claimed, pending]) tickets.claim(tag(pid), tokenHash(secrets.token(Buffer.from(pid, 'hex'))), OLD);
+  for (const pid of [claimed, pending])
+    tickets.claim(tag(pid), tokenHash(secrets.token(Buffer.from(pid, 'hex'))), OLD);
   db.prepare("INSERT INTO meta (key, value) VALUES ('scan_height', ?)").run(String(CURSOR));
 
   const deliveries = seedDeliveries(db, txids[7]!);
@@ -88,7 +94,16 @@ function payer(db: Db) {
      VALUES (?, 0, 0, ?, ?, ?, ?, 10, ?, ?, ?)`,
   );
   return (txid: string, tag: Buffer, state: string, height: number, at: number, amount: bigint) =>
-    insert.run(txid, tag, amount, height, state, at, state === 'confirmed' ? at : null, state === 'orphaned' ? at : null);
+    insert.run(
+      txid,
+      tag,
+      amount,
+      height,
+      state,
+      at,
+      state === 'confirmed' ? at : null,
+      state === 'orphaned' ? at : null,
+    );
 }
 
 function seedDeliveries(db: Db, paidTxid: string): Seeded['deliveries'] {
@@ -103,10 +118,15 @@ function seedDeliveries(db: Db, paidTxid: string): Seeded['deliveries'] {
       invoiceId: 'inv_AAAAAAAAAAAAAAAAAAAAAA',
       type: 'InvoiceReceivedPayment',
       metadata: { customer },
-      extra: { afterExpiration: false, payment: { id: `${paidTxid}-0-0`, value: '5000', status: 'pending' } },
+      extra: {
+        afterExpiration: false,
+        payment: { id: `${paidTxid}-0-0`, value: '5000', status: 'pending' },
+      },
       now: at,
     });
-  const settle = db.prepare('UPDATE webhook_deliveries SET delivered_at = ?, failed_at = ? WHERE id = ?');
+  const settle = db.prepare(
+    'UPDATE webhook_deliveries SET delivered_at = ?, failed_at = ? WHERE id = ?',
+  );
   const oldDelivered = enqueue(OLD_CUSTOMER, OLD);
   const oldFailed = enqueue(OLD_CUSTOMER, OLD);
   const recentDelivered = enqueue(NEW_CUSTOMER, RECENT);
@@ -124,11 +144,24 @@ function books(file: string, secrets: Secrets, pids: string[]): Books {
   return readDatabase(file, (db) => {
     const tickets = new TicketStore(db);
     return {
-      balances: Object.fromEntries(pids.map((pid) => [pid, tickets.balance(secrets.pidTag(Buffer.from(pid, 'hex'))).toString()])),
-      totals: db.prepare('SELECT state, count(*), sum(amount) FROM payments GROUP BY state ORDER BY state').raw().all(),
-      counts: ['payments', 'tickets', 'webhook_deliveries', 'webhook_attempts', 'invoices', 'merchants'].map((t) =>
-        db.prepare(`SELECT count(*) FROM ${t}`).pluck().get(),
+      balances: Object.fromEntries(
+        pids.map((pid) => [
+          pid,
+          tickets.balance(secrets.pidTag(Buffer.from(pid, 'hex'))).toString(),
+        ]),
       ),
+      totals: db
+        .prepare('SELECT state, count(*), sum(amount) FROM payments GROUP BY state ORDER BY state')
+        .raw()
+        .all(),
+      counts: [
+        'payments',
+        'tickets',
+        'webhook_deliveries',
+        'webhook_attempts',
+        'invoices',
+        'merchants',
+      ].map((t) => db.prepare(`SELECT count(*) FROM ${t}`).pluck().get()),
     };
   });
 }
@@ -136,12 +169,18 @@ function books(file: string, secrets: Secrets, pids: string[]): Books {
 /** The database file and its WAL as bytes, as someone who copies them would read them. */
 function fileText(dataDir: string): string {
   const db = join(dataDir, DATABASE_FILE);
-  const parts = [db, `${db}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f).toString('latin1'));
+  const parts = [db, `${db}-wal`]
+    .filter((f) => existsSync(f))
+    .map((f) => readFileSync(f).toString('latin1'));
   return parts.join('');
 }
 
 function bodyOf(file: string, id: string): Record<string, unknown> {
-  return readDatabase(file, (db) => JSON.parse(db.prepare('SELECT body FROM webhook_deliveries WHERE id = ?').pluck().get(id) as string));
+  return readDatabase(file, (db) =>
+    JSON.parse(
+      db.prepare('SELECT body FROM webhook_deliveries WHERE id = ?').pluck().get(id) as string,
+    ),
+  );
 }
 
 describe('stronghold purge', () => {
@@ -171,7 +210,10 @@ describe('stronghold purge', () => {
     for (const [txid, why] of Object.entries(seeded.kept)) expect(textAfter, why).toContain(txid);
     expect(textAfter).toContain(NEW_CUSTOMER);
 
-    const stored = readDatabase(file, (db) => db.prepare('SELECT txid FROM payments').pluck().all() as string[]);
+    const stored = readDatabase(
+      file,
+      (db) => db.prepare('SELECT txid FROM payments').pluck().all() as string[],
+    );
     const hashed = stored.filter((t) => t.startsWith(PURGED_TXID_PREFIX));
     expect(hashed).toHaveLength(seeded.purged.length);
     for (const txid of hashed) expect(txid).toMatch(/^purged:[0-9a-f]{64}$/);
@@ -211,12 +253,16 @@ describe('stronghold purge', () => {
     const seeded = seed();
     const file = join(seeded.dataDir, DATABASE_FILE);
     await runCli(['purge'], { data_dir: seeded.dataDir, retention_days: 90 });
-    const contents = readDatabase(file, (db) => db.prepare('SELECT * FROM payments ORDER BY id').raw().all());
+    const contents = readDatabase(file, (db) =>
+      db.prepare('SELECT * FROM payments ORDER BY id').raw().all(),
+    );
 
     const second = await runCli(['purge'], { data_dir: seeded.dataDir, retention_days: 90 });
 
     expect(JSON.parse(second.stdout)).toMatchObject({ webhookBodies: 0, paymentTxids: 0 });
-    expect(readDatabase(file, (db) => db.prepare('SELECT * FROM payments ORDER BY id').raw().all())).toEqual(contents);
+    expect(
+      readDatabase(file, (db) => db.prepare('SELECT * FROM payments ORDER BY id').raw().all()),
+    ).toEqual(contents);
   }, 60_000);
 
   it('purges nothing younger than retention_days', () => {
@@ -224,7 +270,11 @@ describe('stronghold purge', () => {
     const db = openDatabase(join(seeded.dataDir, DATABASE_FILE));
     onTestFinished(() => db.close());
 
-    const result = new Retention(db).purge({ now: NOW, retentionDays: 365, rescanBlocks: RESCAN_BLOCKS });
+    const result = new Retention(db).purge({
+      now: NOW,
+      retentionDays: 365,
+      rescanBlocks: RESCAN_BLOCKS,
+    });
 
     expect(result).toMatchObject({ webhookBodies: 0, paymentTxids: 0 });
   });
@@ -244,7 +294,11 @@ describe('stronghold purge', () => {
       },
     });
     onTestFinished(() => service.kill('SIGKILL'));
-    const status = async () => (await (await fetch(`${service.publicUrl}/api/v1/token/${token}`)).json()) as Record<string, unknown>;
+    const status = async () =>
+      (await (await fetch(`${service.publicUrl}/api/v1/token/${token}`)).json()) as Record<
+        string,
+        unknown
+      >;
     const before = await status();
 
     const result = await runCli(['purge'], { data_dir: seeded.dataDir, retention_days: 90 });
@@ -260,7 +314,11 @@ describe('stronghold purge', () => {
     onTestFinished(() => db.close());
     const retention = new Retention(db);
 
-    expect(() => retention.purge({ now: NOW, retentionDays: 0, rescanBlocks: 1 })).toThrow(RangeError);
-    expect(() => retention.purge({ now: NOW, retentionDays: 1, rescanBlocks: -1 })).toThrow(RangeError);
+    expect(() => retention.purge({ now: NOW, retentionDays: 0, rescanBlocks: 1 })).toThrow(
+      RangeError,
+    );
+    expect(() => retention.purge({ now: NOW, retentionDays: 1, rescanBlocks: -1 })).toThrow(
+      RangeError,
+    );
   });
 });

@@ -55,7 +55,10 @@ class MaliciousWalletRpc {
       req.on('end', () => {
         const { method } = JSON.parse(body) as { method: string };
         const answer = fake!.answers[method] ?? '{"jsonrpc":"2.0","id":0,"result":{}}';
-        setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(answer), fake!.delayMs);
+        setTimeout(
+          () => res.writeHead(200, { 'content-type': 'application/json' }).end(answer),
+          fake!.delayMs,
+        );
       });
     });
     fake = new MaliciousWalletRpc(server);
@@ -104,7 +107,8 @@ type ValidTransfer = {
   double_spend_seen: false;
 };
 
-const hex = (bytes: number) => fc.uint8Array({ minLength: bytes, maxLength: bytes }).map((b) => Buffer.from(b).toString('hex'));
+const hex = (bytes: number) =>
+  fc.uint8Array({ minLength: bytes, maxLength: bytes }).map((b) => Buffer.from(b).toString('hex'));
 
 function validTransfer(walletHeight: number): fc.Arbitrary<ValidTransfer> {
   return fc.record({
@@ -115,10 +119,23 @@ function validTransfer(walletHeight: number): fc.Arbitrary<ValidTransfer> {
       fc.constantFrom(MAX_AMOUNT, 9_007_199_254_740_993n, 1n),
     ),
     height: fc.integer({ min: 1, max: walletHeight }),
-    payment_id: fc.oneof({ weight: 8, arbitrary: hex(8) }, fc.constantFrom('0000000000000000', ''), hex(32)),
-    subaddr_index: fc.record({ major: fc.integer({ min: 0, max: 3 }), minor: fc.integer({ min: 0, max: 0xffffffff }) }),
-    unlock_time: fc.oneof({ weight: 9, arbitrary: fc.constant(0n) }, fc.bigInt({ min: 1n, max: (1n << 64n) - 1n })),
-    type: fc.oneof({ weight: 9, arbitrary: fc.constant('in' as const) }, fc.constant('pool' as const)),
+    payment_id: fc.oneof(
+      { weight: 8, arbitrary: hex(8) },
+      fc.constantFrom('0000000000000000', ''),
+      hex(32),
+    ),
+    subaddr_index: fc.record({
+      major: fc.integer({ min: 0, max: 3 }),
+      minor: fc.integer({ min: 0, max: 0xffffffff }),
+    }),
+    unlock_time: fc.oneof(
+      { weight: 9, arbitrary: fc.constant(0n) },
+      fc.bigInt({ min: 1n, max: (1n << 64n) - 1n }),
+    ),
+    type: fc.oneof(
+      { weight: 9, arbitrary: fc.constant('in' as const) },
+      fc.constant('pool' as const),
+    ),
     double_spend_seen: fc.constant(false as const),
   });
 }
@@ -175,14 +192,15 @@ const badHeight = fc.constantFrom<unknown>(-1, 1.5, '5', null, 1e12, 2 ** 53, tr
 type Poll = { walletHeight: number; transfers: ValidTransfer[] };
 
 function poll(minHeight: number): fc.Arbitrary<Poll> {
-  return fc
-    .integer({ min: minHeight, max: minHeight + 500 })
-    .chain((walletHeight) =>
-      fc.record({
-        walletHeight: fc.constant(walletHeight),
-        transfers: fc.uniqueArray(validTransfer(walletHeight), { maxLength: 12, selector: (t) => t.txid }),
+  return fc.integer({ min: minHeight, max: minHeight + 500 }).chain((walletHeight) =>
+    fc.record({
+      walletHeight: fc.constant(walletHeight),
+      transfers: fc.uniqueArray(validTransfer(walletHeight), {
+        maxLength: 12,
+        selector: (t) => t.txid,
       }),
-    );
+    }),
+  );
 }
 
 type Scenario = {
@@ -220,7 +238,11 @@ function expectedRows(transfers: ValidTransfer[], walletHeight: number): Expecte
           : height > 0 && walletHeight - height >= REQUIRED
             ? 'confirmed'
             : 'pending';
-    rows.push({ key: `${t.txid}:${t.subaddr_index.major}:${t.subaddr_index.minor}`, amount: t.amount, state });
+    rows.push({
+      key: `${t.txid}:${t.subaddr_index.major}:${t.subaddr_index.minor}`,
+      amount: t.amount,
+      state,
+    });
   }
   return rows.sort((a, b) => a.key.localeCompare(b.key));
 }
@@ -229,9 +251,19 @@ function storedRows(db: Db): Expected[] {
   const rows = db
     .prepare('SELECT txid, subaddr_major, subaddr_minor, amount, state FROM payments')
     .safeIntegers(true)
-    .all() as { txid: string; subaddr_major: bigint; subaddr_minor: bigint; amount: bigint; state: string }[];
+    .all() as {
+    txid: string;
+    subaddr_major: bigint;
+    subaddr_minor: bigint;
+    amount: bigint;
+    state: string;
+  }[];
   return rows
-    .map((r) => ({ key: `${r.txid}:${r.subaddr_major}:${r.subaddr_minor}`, amount: r.amount, state: r.state }))
+    .map((r) => ({
+      key: `${r.txid}:${r.subaddr_major}:${r.subaddr_minor}`,
+      amount: r.amount,
+      state: r.state,
+    }))
     .sort((a, b) => a.key.localeCompare(b.key));
 }
 
@@ -241,7 +273,10 @@ function storedRows(db: Db): Expected[] {
  * every field of a transfer without a payment id, so those would hide the
  * corruption.
  */
-function corrupted(transfer: Record<string, unknown> | undefined, [field, value]: Corruption): Record<string, unknown> {
+function corrupted(
+  transfer: Record<string, unknown> | undefined,
+  [field, value]: Corruption,
+): Record<string, unknown> {
   const victim: Record<string, unknown> = {
     txid: 'b'.repeat(64),
     amount: 5_000_000n,
@@ -259,7 +294,10 @@ function corrupted(transfer: Record<string, unknown> | undefined, [field, value]
 
 function freshMonitor(): { db: Db; payments: PaymentStore; monitor: Monitor } {
   const db = openDatabase(join(tempDir(), 'stronghold.db'));
-  const payments = new PaymentStore(db, { dustFloor: DUST_FLOOR, requiredConfirmations: () => REQUIRED });
+  const payments = new PaymentStore(db, {
+    dustFloor: DUST_FLOOR,
+    requiredConfirmations: () => REQUIRED,
+  });
   const monitor = new Monitor({
     rpc: new WalletRpcClient({ url: wallet.url, timeoutMs: 2_000 }),
     payments,
@@ -351,11 +389,31 @@ describe('parseTransfer on generated wallet entries', () => {
 
   it(`returns a transfer with exactly the reported amount, nothing, or a WalletRpcError (${RUNS} entries)`, () => {
     const entry = fc.oneof(
-      validTransfer(1_000).map((t) => JSON.parse(quoteAmounts(jsonWithBigInts(t))) as Record<string, unknown>),
+      validTransfer(1_000).map(
+        (t) => JSON.parse(quoteAmounts(jsonWithBigInts(t))) as Record<string, unknown>,
+      ),
       fc
         .tuple(validTransfer(1_000), corruption)
-        .map(([t, [field, value]]) => JSON.parse(quoteAmounts(jsonWithBigInts({ ...t, [field]: value }))) as Record<string, unknown>),
-      fc.dictionary(fc.constantFrom('txid', 'amount', 'height', 'payment_id', 'subaddr_index', 'unlock_time', 'type', 'x'), fc.anything()),
+        .map(
+          ([t, [field, value]]) =>
+            JSON.parse(quoteAmounts(jsonWithBigInts({ ...t, [field]: value }))) as Record<
+              string,
+              unknown
+            >,
+        ),
+      fc.dictionary(
+        fc.constantFrom(
+          'txid',
+          'amount',
+          'height',
+          'payment_id',
+          'subaddr_index',
+          'unlock_time',
+          'type',
+          'x',
+        ),
+        fc.anything(),
+      ),
       fc.anything() as fc.Arbitrary<Record<string, unknown>>,
     );
     fc.assert(
@@ -373,7 +431,9 @@ describe('parseTransfer on generated wallet entries', () => {
         expect(transfer.amount > 0n && transfer.amount <= MAX_AMOUNT).toBe(true);
         expect(transfer.height >= 0 && transfer.height <= 1_000).toBe(true);
         expect(transfer.txid).toMatch(/^[0-9a-f]{64}$/);
-        expect(transfer.pidTag.equals(pidTag(Buffer.from(raw.payment_id as string, 'hex')))).toBe(true);
+        expect(transfer.pidTag.equals(pidTag(Buffer.from(raw.payment_id as string, 'hex')))).toBe(
+          true,
+        );
       }),
       { numRuns: RUNS, seed: SEED },
     );
@@ -400,7 +460,9 @@ describe('quoteAmounts and the JSON-RPC client on generated answers', () => {
     fc.assert(
       fc.property(fc.array(transfer, { maxLength: 5 }), (transfers) => {
         const text = jsonWithBigInts({ jsonrpc: '2.0', id: 1, result: { in: transfers } });
-        const parsed = JSON.parse(quoteAmounts(text)) as { result: { in: Record<string, unknown>[] } };
+        const parsed = JSON.parse(quoteAmounts(text)) as {
+          result: { in: Record<string, unknown>[] };
+        };
         expect(parsed.result.in).toEqual(
           transfers.map((t) => ({
             ...t,
@@ -420,8 +482,17 @@ describe('quoteAmounts and the JSON-RPC client on generated answers', () => {
     const answer = fc.oneof(
       fc.string({ unit: 'binary', maxLength: 200 }),
       fc.json(),
-      fc.record({ jsonrpc: fc.constant('2.0'), id: fc.nat(), result: fc.anything(), error: fc.option(fc.anything(), { nil: undefined }) }).map((o) => jsonWithBigInts(o)),
-      fc.record({ height: fc.anything(), in: fc.anything(), pool: fc.anything() }).map((result) => jsonWithBigInts({ jsonrpc: '2.0', id: 1, result })),
+      fc
+        .record({
+          jsonrpc: fc.constant('2.0'),
+          id: fc.nat(),
+          result: fc.anything(),
+          error: fc.option(fc.anything(), { nil: undefined }),
+        })
+        .map((o) => jsonWithBigInts(o)),
+      fc
+        .record({ height: fc.anything(), in: fc.anything(), pool: fc.anything() })
+        .map((result) => jsonWithBigInts({ jsonrpc: '2.0', id: 1, result })),
     );
     await fc.assert(
       fc.asyncProperty(answer, answer, async (heightText, transfersText) => {

@@ -123,7 +123,9 @@ export class ServiceProcess {
       }
       if (this.child.exitCode !== null || this.child.signalCode !== null || Date.now() > deadline) {
         this.kill('SIGKILL');
-        throw new Error(`the service did not start listening:\n${this.#stderr}${this.lines.join('\n')}`);
+        throw new Error(
+          `the service did not start listening:\n${this.#stderr}${this.lines.join('\n')}`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -133,7 +135,11 @@ export class ServiceProcess {
 export type CliResult = { code: number | null; stdout: string; stderr: string };
 
 /** Runs one `stronghold` command to its end. */
-export async function runCli(args: string[], settings: Settings, timeoutMs = 60_000): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  settings: Settings,
+  timeoutMs = 60_000,
+): Promise<CliResult> {
   const child = spawn(process.execPath, [CLI, ...args], {
     env: serviceEnv(settings),
     stdio: ['ignore', 'pipe', 'pipe'],

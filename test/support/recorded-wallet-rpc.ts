@@ -44,7 +44,11 @@ const PAST_DOUBLE = 9_007_199_254_740_993n;
 export function makeRecording(options: RecordingOptions): Recording {
   const random = seededRandom(options.seed);
   const hex = (bytes: number) =>
-    Array.from({ length: bytes }, () => Math.floor(random() * 256).toString(16).padStart(2, '0')).join('');
+    Array.from({ length: bytes }, () =>
+      Math.floor(random() * 256)
+        .toString(16)
+        .padStart(2, '0'),
+    ).join('');
   const customers = Array.from({ length: options.customers }, () => hex(8));
   const transfers: RecordedTransfer[] = [];
 
@@ -53,7 +57,11 @@ export function makeRecording(options: RecordingOptions): Recording {
     for (let i = 0; i < count; i++) {
       const roll = random();
       const paymentId =
-        roll < 0.03 ? NO_PAYMENT_ID : roll < 0.6 ? customers[Math.floor(random() * customers.length)]! : hex(8);
+        roll < 0.03
+          ? NO_PAYMENT_ID
+          : roll < 0.6
+            ? customers[Math.floor(random() * customers.length)]!
+            : hex(8);
       const amount =
         random() < 0.05
           ? BigInt(1 + Math.floor(random() * Number(options.dustFloor - 1n)))
@@ -62,7 +70,13 @@ export function makeRecording(options: RecordingOptions): Recording {
             : BigInt(options.dustFloor) + BigInt(Math.floor(random() * 1e12));
       const txid = hex(32);
       const minor = Math.floor(random() * 4);
-      transfers.push({ txid, height, amount, payment_id: paymentId, subaddr_index: { major: 0, minor } });
+      transfers.push({
+        txid,
+        height,
+        amount,
+        payment_id: paymentId,
+        subaddr_index: { major: 0, minor },
+      });
       if (random() < 0.05) {
         // The same transaction paying a second subaddress.
         transfers.push({
@@ -104,7 +118,10 @@ export class RecordedWalletRpc {
     this.#blocksPerPoll = options.blocksPerPoll;
   }
 
-  static async start(recording: Recording, options: RecordedWalletOptions): Promise<RecordedWalletRpc> {
+  static async start(
+    recording: Recording,
+    options: RecordedWalletOptions,
+  ): Promise<RecordedWalletRpc> {
     let fake: RecordedWalletRpc | undefined;
     const server = createServer((req, res) => void fake!.#handle(req, res));
     fake = new RecordedWalletRpc(server, recording, options);
