@@ -14,11 +14,11 @@ import { rawExchange, readUntilClosed, trickle } from './raw-http.js';
  */
 
 const BODY_LIMIT = 1_024;
-const HEADERS_TIMEOUT_MS = 1_000;
-const REQUEST_TIMEOUT_MS = 2_000;
+const HEADERS_TIMEOUT_MS = 2_000;
+const REQUEST_TIMEOUT_MS = 3_000;
 const MAX_CONNECTIONS = 8;
 // Timeouts are checked every quarter timeout; the rest is room for a busy machine.
-const TIMEOUT_SLACK_MS = 1_500;
+const TIMEOUT_SLACK_MS = 3_000;
 
 /** A route that answers 404 not_found: anything else means the request was not served. */
 const UNKNOWN_TOKEN = `/api/v1/token/${'0'.repeat(64)}`;

@@ -243,7 +243,9 @@ describe('stronghold purge', () => {
     expect([bodyOf(file, recentDelivered), bodyOf(file, oldPending)]).toEqual(untouched);
 
     const db = openDatabase(file);
-    onTestFinished(() => db.close());
+    onTestFinished(() => {
+      db.close();
+    });
     const outbox = new Outbox(db);
     const again = outbox.redeliver(oldDelivered, NOW);
     expect(outbox.get(again)?.isRedelivery).toBe(true);
@@ -268,7 +270,9 @@ describe('stronghold purge', () => {
   it('purges nothing younger than retention_days', () => {
     const seeded = seed();
     const db = openDatabase(join(seeded.dataDir, DATABASE_FILE));
-    onTestFinished(() => db.close());
+    onTestFinished(() => {
+      db.close();
+    });
 
     const result = new Retention(db).purge({
       now: NOW,
@@ -311,7 +315,9 @@ describe('stronghold purge', () => {
 
   it('refuses a retention below one day or a negative rescan depth', () => {
     const db = openDatabase(join(tempDir(), 'stronghold.db'));
-    onTestFinished(() => db.close());
+    onTestFinished(() => {
+      db.close();
+    });
     const retention = new Retention(db);
 
     expect(() => retention.purge({ now: NOW, retentionDays: 0, rescanBlocks: 1 })).toThrow(

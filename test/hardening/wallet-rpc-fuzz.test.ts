@@ -497,9 +497,12 @@ describe('quoteAmounts and the JSON-RPC client on generated answers', () => {
     await fc.assert(
       fc.asyncProperty(answer, answer, async (heightText, transfersText) => {
         wallet.answers = { get_height: heightText, get_transfers: transfersText };
-        const height = await rpc.getHeight().catch((err: unknown) => err);
+        const height: unknown = await rpc.getHeight().catch((err: unknown) => err);
         if (height instanceof Error) expect(height).toBeInstanceOf(WalletRpcError);
-        else expect(Number.isSafeInteger(height) && height >= 0 && height <= 1e9).toBe(true);
+        else {
+          const value = height as number;
+          expect(Number.isSafeInteger(value) && value >= 0 && value <= 1e9).toBe(true);
+        }
 
         const list = await rpc.incomingTransfers(0, 1_000).catch((err: unknown) => err);
         if (list instanceof Error) expect(list).toBeInstanceOf(WalletRpcError);
