@@ -81,16 +81,20 @@ export class Monitor {
   /**
    * One scan, applied in one transaction. Throws when the wallet fails.
    *
-   * Transfers are read with no upper height bound and the height is read
-   * after them: the wallet may refresh between two calls, and a transfer
-   * that left the pool for a block the bound excluded would otherwise look
-   * vanished and be orphaned for one poll.
+   * The wallet refreshes on its own, so two calls may see two different
+   * chains. The height is read before and after the transfers, and a scan
+   * whose heights differ is dropped and read again: a transfer counted
+   * against the newer height would gain confirmations it does not have
+   * (or, after a reorg, keep ones it lost). Transfers are read with no
+   * upper height bound, so one that left the pool for a new block between
+   * the calls is not missed either.
    */
   async pollOnce(): Promise<PaymentEvent[]> {
     const { rpc, payments, startHeight, reorgWindow } = this.#options;
     const from = payments.scanFrom(startHeight, reorgWindow);
-    const raw = await rpc.incomingTransfers(from, UNBOUNDED_HEIGHT);
     const walletHeight = await rpc.getHeight();
+    const raw = await rpc.incomingTransfers(from, UNBOUNDED_HEIGHT);
+    if ((await rpc.getHeight()) !== walletHeight) return [];
     const transfers = this.#parse(raw, walletHeight);
 
     const events = payments.apply({ transfers, walletHeight, from, now: this.#now() });

@@ -30,6 +30,8 @@ export type FakeWallet = {
   address?: string;
   in?: FakeTransfer[];
   pool?: FakeTransfer[];
+  /** The wallet as a refresh leaves it, taken on right after get_transfers answers. */
+  afterTransfers?: FakeWallet;
 };
 
 export type RpcCall = { method: string; params: Record<string, unknown> };
@@ -131,6 +133,7 @@ export class FaultyWalletRpc {
       const min = Number(params.min_height ?? 0);
       const max = Number(params.max_height ?? Number.MAX_SAFE_INTEGER);
       const inRange = (wallet.in ?? []).filter((t) => t.height > min && t.height <= max);
+      if (wallet.afterTransfers) this.#wallet = wallet.afterTransfers;
       return {
         in: inRange.map((t) => ({ type: 'in', ...t })),
         pool: (wallet.pool ?? []).map((t) => ({ type: 'pool', ...t })),

@@ -113,6 +113,19 @@ describe('Monitor', () => {
     ]);
   });
 
+  it('drops a scan during which the wallet refreshed, and reads it again', async () => {
+    const { fake, monitor, paymentCount } = await setup();
+    const refreshed = { height: 203, in: [incoming(150)] };
+    fake.serve({ height: 200, in: [incoming(150)], afterTransfers: refreshed });
+
+    expect(await monitor.pollOnce()).toEqual([]);
+    expect(paymentCount()).toBe(0);
+
+    await monitor.pollOnce();
+    expect(paymentCount()).toBe(1);
+    expect(monitor.walletHeight).toBe(203);
+  });
+
   it('refuses a whole poll when one transfer is malformed', async () => {
     const { fake, monitor, payments, paymentCount } = await setup();
     fake.serve({ height: 200, in: [incoming(150), { ...incoming(160), payment_id: 'not hex' }] });
@@ -179,7 +192,7 @@ describe('Monitor', () => {
     const took = await timed(monitor.close(), 2_000);
 
     expect(took).toBeLessThan(1_000);
-    expect(fake.callsTo('get_transfers')).toHaveLength(1);
+    expect(fake.callsTo('get_height')).toHaveLength(1);
   });
 
   it('returns from close() when the poll in flight ends, without sleeping again', async () => {
@@ -190,7 +203,7 @@ describe('Monitor', () => {
     });
     fake.fail('hang');
     monitor.start();
-    await waitFor('a poll in flight', () => fake.callsTo('get_transfers').length === 1);
+    await waitFor('a poll in flight', () => fake.callsTo('get_height').length === 1);
 
     const took = await timed(monitor.close(), 5_000);
 
