@@ -3,15 +3,10 @@
  * one anonymous payment walked through to a service token, step by step.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
-import { loadConfig } from '../src/config/config.js';
-import { createLogger } from '../src/logger.js';
 import { makeIntegratedAddress } from '../src/monero/address.js';
-import { Service } from '../src/service.js';
 import { startRegtest } from './support/regtest.js';
+import { startServiceOn } from './support/regtest-service.js';
 
 const CONFIRMATIONS = 3;
 const AMOUNT = 100_000_000_000n; // 0.1 XMR
@@ -23,21 +18,12 @@ function step(text: string): void {
 async function main(): Promise<void> {
   step('starting monerod (regtest) and two wallet RPCs: a payer and a watch-only receiver');
   const chain = await startRegtest();
-  const dir = mkdtempSync(join(tmpdir(), 'stronghold-demo-'));
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      data_dir: join(dir, 'data'),
-      public_listen: '127.0.0.1:0',
-      internal_listen: '127.0.0.1:0',
-      wallet_rpc_url: chain.receiverRpcUrl,
-      min_confirmations: CONFIRMATIONS,
-      poll_interval_ms: 250,
-      log_level: 'warn',
-    },
+  const running = await startServiceOn(chain, {
+    min_confirmations: CONFIRMATIONS,
+    poll_interval_ms: 250,
+    log_level: 'warn',
   });
-  const service = await Service.start(config, createLogger('warn'));
-  const api = `http://${service.publicListener.url}`;
+  const api = running.api;
   try {
     step(`service listening at ${api}`);
     const info = await waitFor(async () => {
@@ -85,9 +71,8 @@ async function main(): Promise<void> {
     step('redeem again: the same token, already claimed');
     process.stdout.write(`${JSON.stringify(await redeem())}\n`);
   } finally {
-    await service.close();
+    await running.close();
     await chain.close();
-    rmSync(dir, { recursive: true, force: true });
   }
   step('done');
 }

@@ -7,10 +7,8 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type Config, loadConfig } from '../../src/config/config.js';
-import { createLogger } from '../../src/logger.js';
-import { Service } from '../../src/service.js';
 import { type Regtest, startRegtest } from '../support/regtest.js';
+import { type ChainService, eventually as eventuallyOn, startServiceOn } from '../support/regtest-service.js';
 import { signRequest } from '../support/sign-request.js';
 import { type ReceivedWebhook, WebhookReceiver } from '../support/webhook-receiver.js';
 
@@ -25,9 +23,7 @@ const SECRET = randomBytes(24).toString('base64url');
 
 let chain: Regtest;
 let receiver: WebhookReceiver;
-let service: Service;
-let dir: string;
-let config: Config;
+let running: ChainService;
 let api: string;
 let internal: string;
 const keys = generateKeyPairSync('ed25519');
@@ -36,25 +32,13 @@ let keyId: string;
 beforeAll(async () => {
   chain = await startRegtest();
   receiver = await WebhookReceiver.start(SECRET);
-  dir = mkdtempSync(join(tmpdir(), 'stronghold-invoices-'));
-  config = loadConfig({
-    env: {},
-    overrides: {
-      data_dir: join(dir, 'data'),
-      public_listen: '127.0.0.1:0',
-      internal_listen: '127.0.0.1:0',
-      wallet_rpc_url: chain.receiverRpcUrl,
-      min_confirmations: 2,
-      poll_interval_ms: 100,
-      max_backoff_ms: 500,
-      workers: 1,
-      webhook_retry_first_delay_ms: 200,
-      log_level: 'silent',
-    },
+  running = await startServiceOn(chain, {
+    min_confirmations: 2,
+    workers: 1,
+    webhook_retry_first_delay_ms: 200,
   });
-  service = await Service.start(config, createLogger('silent'));
-  api = `http://${service.publicListener.url}`;
-  internal = `http://${service.internalListener.url}`;
+  api = running.api;
+  internal = running.internal;
 
   const publicKey = keys.publicKey.export({ format: 'jwk' }).x!;
   const created = await fetch(`${internal}/admin/v1/merchants`, {
@@ -68,10 +52,9 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await service?.close();
+  await running?.close();
   await receiver?.stop();
   await chain?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 async function signed(method: string, path: string, body?: unknown) {
@@ -86,15 +69,8 @@ async function signed(method: string, path: string, body?: unknown) {
   return { status: response.status, body: (await response.json()) as Record<string, any> };
 }
 
-async function eventually<T>(probe: () => Promise<T>, check: (value: T) => boolean, ms = 90_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    await chain.refresh('receiver').catch(() => undefined);
-    const value = await probe();
-    if (check(value)) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met in ${ms} ms: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+function eventually<T>(probe: () => Promise<T>, check: (value: T) => boolean, ms?: number): Promise<T> {
+  return eventuallyOn(chain, probe, check, ms);
 }
 
 async function createInvoice(fields: Record<string, unknown>) {

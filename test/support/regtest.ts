@@ -186,6 +186,7 @@ export class Regtest {
           { destinations: [{ amount: amountAtomic, address }] },
           TRANSFER_TIMEOUT_MS,
         );
+        await this.#untilInPool(sent.tx_hash);
         return { txid: sent.tx_hash };
       } catch (err) {
         const locked = err instanceof RpcError && err.code === NOT_ENOUGH_UNLOCKED_MONEY;
@@ -193,6 +194,32 @@ export class Regtest {
         await this.mine(UNLOCK_BLOCKS);
       }
     }
+  }
+
+  /**
+   * Waits until the daemon's pool holds the transaction, so that the next
+   * block mined includes it: mining right after `transfer` returns has
+   * been seen to leave the payment for the block after.
+   */
+  async #untilInPool(txid: string): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const pool = await this.daemonOther<{ tx_hashes?: string[] }>('/get_transaction_pool_hashes');
+      if (pool.tx_hashes?.includes(txid)) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`transaction ${txid} did not reach the daemon's pool in 10 s`);
+  }
+
+  /** The height of the block holding a transaction, as the daemon sees it. */
+  async txHeight(txid: string): Promise<number> {
+    const answer = await this.daemonOther<{ txs?: { block_height?: number; in_pool?: boolean }[] }>(
+      '/get_transactions',
+      { txs_hashes: [txid] },
+    );
+    const tx = answer.txs?.[0];
+    if (!tx || tx.in_pool || tx.block_height === undefined) throw new Error(`transaction ${txid} is not in a block`);
+    return tx.block_height;
   }
 
   /**

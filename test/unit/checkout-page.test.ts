@@ -4,13 +4,8 @@ import jsqr from 'jsqr';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 
-import {
-  type AdditionalStatus,
-  CHECKOUT_HEADERS,
-  type CheckoutView,
-  type InvoiceStatus,
-  renderCheckoutPage,
-} from '../../src/checkout/checkout-page.js';
+import { CHECKOUT_HEADERS, type CheckoutView, renderCheckoutPage } from '../../src/checkout/checkout-page.js';
+import type { AdditionalStatus, InvoiceStatus } from '../../src/invoices/invoice-status.js';
 import { formatXmr, paymentUri } from '../../src/checkout/payment-uri.js';
 
 // jsqr is CommonJS carrying an ES-style `default`; under NodeNext the
