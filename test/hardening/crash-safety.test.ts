@@ -46,7 +46,8 @@ describe('crash safety of stronghold serve', () => {
     const wallet = await RecordedWalletRpc.start(recording, {
       startHeight: 20,
       finalHeight: BLOCKS + MIN_CONFIRMATIONS + 1,
-      blocksPerPoll: 24,
+      blocksPerTick: 30,
+      tickMs: 1_000,
     });
     onTestFinished(() => wallet.close());
     const dataDir = join(tempDir(), 'data');

@@ -34,7 +34,8 @@ async function startBusyService(): Promise<Started> {
   const wallet = await RecordedWalletRpc.start(recording, {
     startHeight: 10,
     finalHeight: 100_000,
-    blocksPerPoll: 2,
+    blocksPerTick: 20,
+    tickMs: 1_000,
   });
   onTestFinished(() => wallet.close());
   const settings: Settings = {
@@ -51,10 +52,9 @@ async function startBusyService(): Promise<Started> {
   onTestFinished(() => service.kill('SIGKILL'));
   // The monitor is writing: scans commit while the signal arrives.
   const file = join(dataDir, DATABASE_FILE);
-  await waitFor('a few scans', () => wallet.transferCalls >= 3, 30_000);
-  expect(
-    readDatabase(file, (db) => db.prepare('SELECT count(*) FROM payments').pluck().get()),
-  ).toBeGreaterThan(1n);
+  const recorded = () =>
+    readDatabase(file, (db) => db.prepare('SELECT count(*) FROM payments').pluck().get() as bigint);
+  await waitFor('scans to commit payments', () => recorded() > 1n, 30_000);
   return { service, dataDir, pid, port: Number(new URL(service.publicUrl).port) };
 }
 

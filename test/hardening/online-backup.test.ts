@@ -43,7 +43,8 @@ describe('stronghold backup', () => {
     const wallet = await RecordedWalletRpc.start(recording, {
       startHeight: 20,
       finalHeight: 1_510,
-      blocksPerPoll: 3,
+      blocksPerTick: 30,
+      tickMs: 1_000,
     });
     onTestFinished(() => wallet.close());
     const settings: Settings = {

@@ -95,17 +95,17 @@ export function makeRecording(options: RecordingOptions): Recording {
 /**
  * A fake monero-wallet-rpc that serves a recorded get_transfers answer. The
  * real wallet cannot be made to hold thousands of transfers on demand, so
- * this one replays a recording, revealing it as its chain grows: each
- * get_height answer is followed by `blocksPerPoll` new blocks, so the chain
- * moves on with every poll and never between a poll's two calls. Transfers
- * are written with every field the real wallet sends, amounts as bare
- * JSON integers.
+ * this one replays a recording, revealing it as its chain grows by
+ * `blocksPerTick` blocks every `tickMs`, as a wallet that keeps refreshing
+ * does, until `finalHeight`. The monitor drops a scan during which the
+ * height changed, so ticks should come less often than a scan takes. Transfers are written with every field the
+ * real wallet sends, amounts as bare JSON integers.
  */
 export class RecordedWalletRpc {
   readonly #server: Server;
   readonly #recording: Recording;
   readonly #finalHeight: number;
-  readonly #blocksPerPoll: number;
+  readonly #timer: NodeJS.Timeout;
   #height: number;
   /** How many get_transfers answers were served, for tests that wait on progress. */
   transferCalls = 0;
@@ -115,7 +115,10 @@ export class RecordedWalletRpc {
     this.#recording = recording;
     this.#height = options.startHeight;
     this.#finalHeight = options.finalHeight;
-    this.#blocksPerPoll = options.blocksPerPoll;
+    this.#timer = setInterval(() => {
+      this.#height = Math.min(this.#finalHeight, this.#height + options.blocksPerTick);
+    }, options.tickMs);
+    this.#timer.unref();
   }
 
   static async start(
@@ -148,6 +151,7 @@ export class RecordedWalletRpc {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#timer);
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
@@ -163,9 +167,6 @@ export class RecordedWalletRpc {
     const result = this.#result(request.method, request.params ?? {});
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(jsonWithBigInts({ jsonrpc: '2.0', id: request.id, result }));
-    if (request.method === 'get_height') {
-      this.#height = Math.min(this.#finalHeight, this.#height + this.#blocksPerPoll);
-    }
   }
 
   #result(method: string, params: Record<string, unknown>): unknown {
@@ -210,7 +211,8 @@ export type RecordedWalletOptions = {
   startHeight: number;
   /** Where the chain stops growing. */
   finalHeight: number;
-  blocksPerPoll: number;
+  blocksPerTick: number;
+  tickMs: number;
 };
 
 /** The mainnet address the recording was made for (a wallet-rpc test vector). */
