@@ -524,35 +524,28 @@ describe('SignatureVerifier', () => {
     expect(pool.completedTasks - tasksBefore).toBeLessThanOrEqual(16);
   });
 
-  it('keeps the event loop responsive while 2,000 verifications flood in', async () => {
+  it('keeps the event loop mostly idle while 2,000 verifications flood in', async () => {
     const verifier = newVerifier();
     const requests = Array.from({ length: 2_000 }, (_, i) =>
       signed({ path: `/api/v1/invoices?flood=${i}`, key: i % 2 === 0 ? OTHER : ROTATED_OLD }),
     );
-    const tickMs = 5;
-    let last = performance.now();
-    let maxDrift = 0;
-    let ticks = 0;
-    const timer = setInterval(() => {
-      const at = performance.now();
-      maxDrift = Math.max(maxDrift, at - last - tickMs);
-      last = at;
-      ticks += 1;
-    }, tickMs);
 
-    // Requests arrive over many turns of the event loop, as from a listener.
+    // Event-loop utilization is the share of wall time the main thread was
+    // busy: with the crypto on the main thread it is close to 1 for the
+    // whole flood, whatever else the machine does; with the pool the main
+    // thread only parses headers and waits. No timing threshold is needed.
+    const before = performance.eventLoopUtilization();
     const answers: Promise<unknown>[] = [];
     for (let i = 0; i < requests.length; i += 10) {
       for (const request of requests.slice(i, i + 10)) answers.push(verifier.verify(request));
       await new Promise((resolve) => setImmediate(resolve));
     }
     const results = await Promise.allSettled(answers);
-    clearInterval(timer);
+    const busy = performance.eventLoopUtilization(before).utilization;
 
     expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
-    expect(ticks).toBeGreaterThan(0);
-    expect(maxDrift).toBeLessThan(200);
-  });
+    expect(busy).toBeLessThan(0.6);
+  }, 120_000);
 });
 
 describe('WorkerPool', () => {
