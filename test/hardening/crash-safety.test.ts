@@ -28,6 +28,7 @@ const CLIENTS = 8;
 const MIN_CONFIRMATIONS = 2;
 const DUST_FLOOR = 1_000_000_000n;
 const BLOCKS = 1_500;
+const START_HEIGHT = 20;
 const LONGEST_RUN_MS = 1_500;
 const NO_PAYMENT_ID = '0000000000000000';
 
@@ -44,7 +45,7 @@ describe('crash safety of stronghold serve', () => {
   it(`keeps every payment once and every answered claim through ${CYCLES} SIGKILLs`, async () => {
     const random = seededRandom(SEED);
     const wallet = await RecordedWalletRpc.start(recording, {
-      startHeight: 20,
+      startHeight: START_HEIGHT,
       finalHeight: BLOCKS + MIN_CONFIRMATIONS + 1,
       blocksPerTick: 30,
       tickMs: 1_000,
@@ -68,6 +69,8 @@ describe('crash safety of stronghold serve', () => {
     let secrets: Secrets | undefined;
 
     for (let cycle = 0; cycle < CYCLES; cycle++) {
+      // The chain grows by a share of the recording per cycle, however long cycles take.
+      wallet.allowUpTo(START_HEIGHT + ((cycle + 1) * BLOCKS) / CYCLES);
       const service = await ServiceProcess.start({ settings });
       onTestFinished(() => service.kill('SIGKILL'));
       secrets ??= loadSecret(join(dataDir, 'secret.key'));
@@ -82,6 +85,7 @@ describe('crash safety of stronghold serve', () => {
     }
 
     // One last run until the whole recording is in, killed the same way.
+    wallet.allowUpTo(wallet.finalHeight);
     const last = await ServiceProcess.start({ settings });
     onTestFinished(() => last.kill('SIGKILL'));
     const clients = startRedeemers(last.publicUrl, random, answers, CYCLES);

@@ -1,10 +1,20 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import Database from 'better-sqlite3';
+import { afterAll } from 'vitest';
 
 import { DATABASE_FILE } from '../../src/service.js';
 import { openDatabase } from '../../src/storage/database.js';
@@ -12,11 +22,57 @@ import { loadSecret } from '../../src/tickets/secrets.js';
 
 /*
  * The compiled service as a child process, the way an operator runs it:
- * `node dist/src/cli.js <command>` with its settings in STRONGHOLD_*
- * variables. Vitest's global setup builds dist/ before any test runs.
+ * `node <build>/src/cli.js <command>` with its settings in STRONGHOLD_*
+ * variables.
+ *
+ * The build is this test file's own, not dist/: other test runs in the same
+ * tree rebuild dist/ at any moment, and a child that starts while tsc is
+ * rewriting a file reads half of it. The private build lives under
+ * node_modules/.cache so that packages resolve as from dist/, with
+ * schema.sql beside it, and is removed once the test file is done.
  */
 
-export const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BUILD_PREFIX = 'stronghold-hardening-';
+/** No test file runs this long; a build older than this belongs to no one. */
+const STALE_BUILD_MS = 30 * 60_000;
+let build: Promise<string> | undefined;
+let builtIn: string | undefined;
+
+// Registered on the importing test file: its build goes when its tests are done.
+afterAll(() => {
+  if (builtIn) rmSync(builtIn, { recursive: true, force: true });
+});
+
+/** The compiled cli.js of a build made once per test process. */
+export function cliPath(): Promise<string> {
+  build ??= buildPrivately();
+  return build;
+}
+
+async function buildPrivately(): Promise<string> {
+  const cache = join(ROOT, 'node_modules', '.cache');
+  mkdirSync(cache, { recursive: true });
+  removeStaleBuilds(cache);
+  const outDir = mkdtempSync(join(cache, BUILD_PREFIX));
+  builtIn = outDir;
+  const tsc = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '-p',
+      join(ROOT, 'tsconfig.json'),
+      '--outDir',
+      outDir,
+    ],
+    { stdio: 'ignore' },
+  );
+  await once(tsc, 'exit');
+  copyFileSync(join(ROOT, 'schema.sql'), join(outDir, 'schema.sql'));
+  const cli = join(outDir, 'src', 'cli.js');
+  if (!existsSync(cli)) throw new Error(`the private build did not produce ${cli}`);
+  return cli;
+}
 
 export type Settings = Record<string, string | number | boolean>;
 
@@ -30,6 +86,17 @@ export function serviceEnv(settings: Settings): NodeJS.ProcessEnv {
     env[`STRONGHOLD_${key.toUpperCase()}`] = String(value);
   }
   return env;
+}
+
+/** Builds left by test processes that were killed before their exit handler ran. */
+function removeStaleBuilds(cache: string): void {
+  const stale = Date.now() - STALE_BUILD_MS;
+  for (const name of readdirSync(cache)) {
+    const dir = join(cache, name);
+    if (name.startsWith(BUILD_PREFIX) && statSync(dir).mtimeMs < stale) {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
 }
 
 export type Exit = { code: number | null; signal: NodeJS.Signals | null };
@@ -72,7 +139,8 @@ export class ServiceProcess {
   }
 
   static async start(options: ServiceProcessOptions): Promise<ServiceProcess> {
-    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, 'serve'], {
+    const cli = await cliPath();
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), cli, 'serve'], {
       env: { ...serviceEnv(options.settings), ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -140,7 +208,7 @@ export async function runCli(
   settings: Settings,
   timeoutMs = 60_000,
 ): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const child = spawn(process.execPath, [await cliPath(), ...args], {
     env: serviceEnv(settings),
     stdio: ['ignore', 'pipe', 'pipe'],
   });

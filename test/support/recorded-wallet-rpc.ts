@@ -107,6 +107,7 @@ export class RecordedWalletRpc {
   readonly #finalHeight: number;
   readonly #timer: NodeJS.Timeout;
   #height: number;
+  #limit: number;
   /** How many get_transfers answers were served, for tests that wait on progress. */
   transferCalls = 0;
 
@@ -115,8 +116,12 @@ export class RecordedWalletRpc {
     this.#recording = recording;
     this.#height = options.startHeight;
     this.#finalHeight = options.finalHeight;
+    this.#limit = options.finalHeight;
     this.#timer = setInterval(() => {
-      this.#height = Math.min(this.#finalHeight, this.#height + options.blocksPerTick);
+      this.#height = Math.max(
+        this.#height,
+        Math.min(this.#limit, this.#height + options.blocksPerTick),
+      );
     }, options.tickMs);
     this.#timer.unref();
   }
@@ -148,6 +153,15 @@ export class RecordedWalletRpc {
 
   get finalHeight(): number {
     return this.#finalHeight;
+  }
+
+  /**
+   * Lets the chain grow no further than `height` (and never past the final
+   * height), so that a test can pace the chain by its own progress rather
+   * than by the clock of a machine that may be busy.
+   */
+  allowUpTo(height: number): void {
+    this.#limit = Math.min(height, this.#finalHeight);
   }
 
   async close(): Promise<void> {
