@@ -202,8 +202,13 @@ type RequestHandler = ReturnType<typeof getRequestListener>;
 
 /** Ends the response's connection once the response is sent. */
 function closeAfter(res: ServerResponse): void {
-  if (!res.headersSent) res.setHeader('connection', 'close');
-  else res.once('finish', () => res.socket?.end());
+  if (!res.headersSent) {
+    res.setHeader('connection', 'close');
+    return;
+  }
+  // A finished response lets go of its socket: hold on to it first.
+  const socket = res.socket;
+  res.once('finish', () => socket?.end());
 }
 
 /** Answers 414 for a request target over MAX_URL_BYTES; true when it did. */
