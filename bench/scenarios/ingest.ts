@@ -1,0 +1,117 @@
+import { performance } from 'node:perf_hooks';
+
+import type { Harness, ServiceProcess } from '../harness.js';
+import { benchPrimaryAddress } from '../merchant.js';
+import { measureSqlite, type SqliteRates } from '../raw-limits.js';
+import { RecordedWalletRpc, recordAnswer } from '../recorded-wallet-rpc.js';
+import { makeRow, type Scenario, type ScenarioOutcome, type Target } from '../scenario.js';
+
+const TARGET: Target = { op: '>=', value: 0.5 };
+const POLL_MS = 25;
+
+/**
+ * The monitor catching up on a backlog: a fresh service whose wallet has
+ * 100,000 confirmed incoming transfers (10,000 in --quick). Timed from just
+ * before Service.start to the scan cursor reaching the wallet height, which
+ * the monitor stores in the same transaction as the payments. The limit is
+ * better-sqlite3 inserting the same number of payment rows in one
+ * transaction, with nothing else around it.
+ */
+export const ingest: Scenario = {
+  name: 'ingest',
+  async run(harness: Harness) {
+    const count = harness.options.quick ? 10_000 : 100_000;
+    const sqlite = measureSqlite(harness.dir('raw-sqlite'), count, harness.options.quick ? 0.3 : 1);
+    harness.progress(`  limit: raw ${describeRates(sqlite)}`);
+
+    const answer = recordAnswer(count, benchPrimaryAddress());
+    const rpc = await RecordedWalletRpc.start(answer);
+    try {
+      const service = await harness.startService('ingest', {
+        data_dir: harness.dir('ingest'),
+        wallet_rpc_url: rpc.url,
+        wallet_rpc_timeout_ms: 300_000,
+        poll_interval_ms: 1_000,
+      });
+      try {
+        const done = await waitForScan(service.internalUrl, answer.height, 600_000);
+        return outcomeOf(harness, service, { count, seen: done.seen, seconds: (done.at - service.startedAt) / 1000 }, sqlite);
+      } finally {
+        await service.child.stop();
+      }
+    } finally {
+      await rpc.close();
+    }
+  },
+};
+
+function outcomeOf(
+  harness: Harness,
+  service: ServiceProcess,
+  ingested: { count: number; seen: number; seconds: number },
+  sqlite: SqliteRates,
+): ScenarioOutcome {
+  const { count, seen, seconds } = ingested;
+  const rowsPerS = count / seconds;
+  harness.progress(
+    `  service: ${count.toLocaleString('en-US')} transfers in ${seconds.toFixed(2)} s, ` +
+      `${Math.round(rowsPerS).toLocaleString('en-US')} rows/s`,
+  );
+  const row = makeRow({
+    name: 'ingest',
+    target: TARGET,
+    load: { rps: rowsPerS, p50_ms: Number.NaN, p99_ms: Number.NaN, errors: count - seen },
+    limit: 'raw batched insert rows/s',
+    limitValue: sqlite.batchedInsertRowsPerS,
+    ratio: rowsPerS / sqlite.batchedInsertRowsPerS,
+    rssBytes: service.child.rssBytes(),
+  });
+  return { row, details: { transfers: count, seconds, startMs: service.startMs, seen, sqlite } };
+}
+
+function describeRates(sqlite: SqliteRates): string {
+  const n = (value: number) => Math.round(value).toLocaleString('en-US');
+  return (
+    `batched insert ${n(sqlite.batchedInsertRowsPerS)} rows/s ` +
+    `(claims ${n(sqlite.claimTxPerS)} tx/s, point lookups ${n(sqlite.pointLookupsPerS)}/s)`
+  );
+}
+
+/**
+ * Polls /metrics until the scan height reaches `height`. A scan is one
+ * synchronous transaction, so a scrape queued behind it is answered the
+ * moment it commits.
+ */
+async function waitForScan(internalUrl: string, height: number, timeoutMs: number) {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const text = await scrape(internalUrl);
+    const at = Date.now();
+    if (text === undefined) continue;
+    if (metric(text, 'stronghold_monitor_scan_height') >= height) {
+      return { at, seen: metric(text, 'stronghold_payments_ingested_total{result="seen"}') };
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  throw new Error(`the monitor did not reach height ${height} within ${timeoutMs} ms`);
+}
+
+/**
+ * One scrape, or undefined when the service dropped it: a scrape that waits
+ * longer than the listener's headers timeout behind a long scan transaction
+ * is cut, and the next one is answered as soon as the scan has committed.
+ */
+async function scrape(internalUrl: string): Promise<string | undefined> {
+  try {
+    return await (await fetch(new URL('/metrics', internalUrl))).text();
+  } catch {
+    return undefined;
+  }
+}
+
+function metric(text: string, name: string): number {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name} `)) return Number(line.slice(name.length + 1));
+  }
+  return 0;
+}
