@@ -53,7 +53,7 @@ export function markdownTable(rows: readonly ScenarioRow[]): string {
     row.met ? 'yes' : '**no**',
     row.rss_mb.toFixed(0),
   ]);
-  return [header, header.map((cell, i) => (i === 0 || i === 5 || i === 8 ? '---' : '---:')), ...lines]
+  return [header, header.map((_, i) => (i === 0 || i === 5 || i === 8 ? '---' : '---:')), ...lines]
     .map((cells) => `| ${cells.join(' | ')} |`)
     .join('\n');
 }
