@@ -81,21 +81,23 @@ export class Monitor {
   /**
    * One scan, applied in one transaction. Throws when the wallet fails.
    *
-   * The wallet refreshes on its own, so two calls may see two different
-   * chains. The height is read before and after the transfers, and a scan
-   * whose heights differ is dropped and read again: a transfer counted
-   * against the newer height would gain confirmations it does not have
-   * (or, after a reorg, keep ones it lost). Transfers are read with no
-   * upper height bound, so one that left the pool for a new block between
-   * the calls is not missed either.
+   * The wallet refreshes on its own, so the calls of one scan may see two
+   * chains. The height is read before and after the transfers, and
+   * confirmations are counted against the lower of the two: counted
+   * against a height the transfers were not read at, a transfer would
+   * gain confirmations it does not have. Transfers are read with no upper
+   * height bound, so one that left the pool for a new block between the
+   * calls is not taken for vanished; it waits, unconfirmed, for the next
+   * scan. A wallet that is catching up therefore still makes progress.
    */
   async pollOnce(): Promise<PaymentEvent[]> {
     const { rpc, payments, startHeight, reorgWindow } = this.#options;
     const from = payments.scanFrom(startHeight, reorgWindow);
-    const walletHeight = await rpc.getHeight();
+    const before = await rpc.getHeight();
     const raw = await rpc.incomingTransfers(from, UNBOUNDED_HEIGHT);
-    if ((await rpc.getHeight()) !== walletHeight) return [];
-    const transfers = this.#parse(raw, walletHeight);
+    const after = await rpc.getHeight();
+    const walletHeight = Math.min(before, after);
+    const transfers = this.#parse(raw, Math.max(before, after));
 
     const events = payments.apply({ transfers, walletHeight, from, now: this.#now() });
     this.#walletHeight = walletHeight;

@@ -97,8 +97,7 @@ export function makeRecording(options: RecordingOptions): Recording {
  * real wallet cannot be made to hold thousands of transfers on demand, so
  * this one replays a recording, revealing it as its chain grows by
  * `blocksPerTick` blocks every `tickMs`, as a wallet that keeps refreshing
- * does, until `finalHeight`. The monitor drops a scan during which the
- * height changed, so ticks should come less often than a scan takes. Transfers are written with every field the
+ * does, until `finalHeight`. Transfers are written with every field the
  * real wallet sends, amounts as bare JSON integers.
  */
 export class RecordedWalletRpc {

@@ -113,17 +113,30 @@ describe('Monitor', () => {
     ]);
   });
 
-  it('drops a scan during which the wallet refreshed, and reads it again', async () => {
-    const { fake, monitor, paymentCount } = await setup();
-    const refreshed = { height: 203, in: [incoming(150)] };
-    fake.serve({ height: 200, in: [incoming(150)], afterTransfers: refreshed });
-
-    expect(await monitor.pollOnce()).toEqual([]);
-    expect(paymentCount()).toBe(0);
+  it('counts confirmations against the lower height when the wallet refreshed during a scan', async () => {
+    const { fake, monitor, payments } = await setup();
+    const early = incoming(191);
+    const late = incoming(202);
+    // Read at 200, the early transfer has 9 confirmations; the refresh to
+    // 203 would give it 12 and the required 10 it does not have yet.
+    const refreshed = { height: 203, in: [early, late] };
+    fake.serve({ height: 200, in: [early, late], afterTransfers: refreshed });
 
     await monitor.pollOnce();
-    expect(paymentCount()).toBe(1);
+
+    expect(monitor.walletHeight).toBe(200);
+    expect(payments.paymentsFor(pidTag(Buffer.from(early.payment_id!, 'hex'))).map((p) => p.state)).toEqual([
+      'pending',
+    ]);
+    expect(payments.paymentsFor(pidTag(Buffer.from(late.payment_id!, 'hex'))).map((p) => p.state)).toEqual([
+      'pending',
+    ]);
+
+    await monitor.pollOnce();
     expect(monitor.walletHeight).toBe(203);
+    expect(payments.paymentsFor(pidTag(Buffer.from(early.payment_id!, 'hex'))).map((p) => p.state)).toEqual([
+      'confirmed',
+    ]);
   });
 
   it('refuses a whole poll when one transfer is malformed', async () => {

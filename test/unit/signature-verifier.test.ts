@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { createHash, generateKeyPairSync, type KeyObject } from 'node:crypto';
 
 import { createSigner, createVerifier, httpbis } from 'http-message-signatures';
