@@ -3,6 +3,7 @@ import type { Scenario } from '../scenario.js';
 import { ingest } from './ingest.js';
 import { invoiceCreate } from './invoice-create.js';
 import { mixedFlood } from './mixed-flood.js';
+import { onion } from './onion.js';
 import { redeemClaim } from './redeem-claim.js';
 import { redeemMiss } from './redeem-miss.js';
 import { redeemRepeat } from './redeem-repeat.js';
@@ -20,4 +21,5 @@ export const SCENARIOS: Readonly<Record<ScenarioName, Scenario>> = {
   ingest,
   scale,
   'spray-memory': sprayMemory,
+  onion,
 };

@@ -10,6 +10,7 @@ import {
   rm,
   writeFile,
 } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -44,7 +45,7 @@ export type TorNetworkOptions = {
 
 const TOR = process.env.TOR_BINARY ?? 'tor';
 const TOR_GENCERT = process.env.TOR_GENCERT_BINARY ?? 'tor-gencert';
-const DEPLOY_TORRC = fileURLToPath(new URL('../../deploy/torrc', import.meta.url));
+const DEPLOY_TORRC = findUp('deploy/torrc');
 
 const AUTHORITY_NAMES = ['auth1', 'auth2', 'auth3'];
 const RELAY_NAMES = ['relay1', 'relay2', 'relay3'];
@@ -791,4 +792,18 @@ function httpGet(url: string): Promise<string> {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * A file of the repository, found from this module's directory upwards:
+ * the bench runs this module compiled under dist/, the tests from test/.
+ */
+function findUp(relative: string): string {
+  let dir = fileURLToPath(new URL('.', import.meta.url));
+  for (let depth = 0; depth < 6; depth++) {
+    const candidate = join(dir, relative);
+    if (existsSync(candidate)) return candidate;
+    dir = join(dir, '..');
+  }
+  throw new Error(`${relative} not found above ${fileURLToPath(import.meta.url)}`);
 }
