@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
 
-import { webhookIdOf } from '../webhooks/outbox.js';
+import { type DeliveryRow, ENVELOPE_FIELDS, webhookIdOf } from '../webhooks/outbox.js';
 import type { Db } from './database.js';
 
 export type PurgeOptions = {
@@ -29,28 +29,6 @@ export type PurgeResult = {
 
 export const PURGED_TXID_PREFIX = 'purged:';
 const DAY_S = 86_400;
-/** Fields of a delivery body that name the event and nothing about the customer. */
-const ENVELOPE_FIELDS = [
-  'deliveryId',
-  'webhookId',
-  'originalDeliveryId',
-  'isRedelivery',
-  'type',
-  'timestamp',
-  'storeId',
-  'invoiceId',
-] as const;
-
-type DeliveryRow = {
-  seq: number;
-  id: string;
-  merchant_id: string;
-  invoice_id: string;
-  type: string;
-  body: string;
-  original_id: string | null;
-  created_at: number;
-};
 
 /**
  * Purges what the service no longer needs once it is old, keeping what

@@ -69,8 +69,8 @@ export type DeliveryDetail = DeliverySummary & { attempts: DeliveryAttempt[] };
 
 export type DeliveryPage = { deliveries: DeliverySummary[]; nextCursor: string | null };
 
-/** Fields every delivery body carries; `extra` may not replace them. */
-const RESERVED_FIELDS = new Set([
+/** Fields of a delivery body that name the event and nothing about the customer. */
+export const ENVELOPE_FIELDS = [
   'deliveryId',
   'webhookId',
   'originalDeliveryId',
@@ -79,10 +79,13 @@ const RESERVED_FIELDS = new Set([
   'timestamp',
   'storeId',
   'invoiceId',
-  'metadata',
-]);
+] as const;
 
-type DeliveryRow = {
+/** Fields every delivery body carries; `extra` may not replace them. */
+const RESERVED_FIELDS = new Set<string>([...ENVELOPE_FIELDS, 'metadata']);
+
+/** A webhook_deliveries row as stored. */
+export type DeliveryRow = {
   seq: number;
   id: string;
   merchant_id: string;
