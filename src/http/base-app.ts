@@ -18,16 +18,10 @@ export type BaseAppOptions = {
  * never the path, which can hold a token.
  */
 export function createBaseApp(options: BaseAppOptions): Hono {
-  const { listener, metrics, logger } = options;
+  const { logger } = options;
   const app = new Hono();
 
-  app.use(async (c, next) => {
-    await next();
-    const route = c.req.routePath === '/*' || c.req.routePath === '*' ? 'unmatched' : c.req.routePath;
-    metrics.requests.inc({ listener, route, status: String(c.res.status) });
-  });
-  app.use(boundedBody(options.bodyLimitBytes));
-
+  app.use(front(options));
   app.notFound((c) => c.json(errorBody('not_found', 'no such route'), 404));
   app.onError((err, c) => {
     if (statusOf(err) === 500) logger.error({ err, route: c.req.routePath }, 'request failed');
@@ -37,26 +31,65 @@ export function createBaseApp(options: BaseAppOptions): Hono {
 }
 
 /**
- * The body size limit. hono's bodyLimit first asks for `c.req.raw.body`,
- * which makes @hono/node-server build a whole web Request, stream and
- * AbortSignal for every request, and that tripled the CPU time of a
- * redeem (bench/README.md, redeem-miss). Node's HTTP parser already holds a
- * body to its declared Content-Length, so a declared length is judged from
- * the header, and a GET or HEAD without one has no body; anything else (a
- * chunked body, or a Request built without the header, as in tests) goes
- * through hono's counting reader.
+ * What every request passes before its route: the body size limit, then,
+ * once answered, the request counter. One plain function rather than two
+ * async middlewares, since each layer of hono's chain is a promise more on
+ * every request (bench/README.md, redeem-miss).
+ *
+ * hono's own bodyLimit first asks for `c.req.raw.body`, which makes
+ * @hono/node-server build a whole web Request, stream and AbortSignal for
+ * every request; that tripled the CPU time of a redeem. Node's HTTP parser
+ * already holds a body to its declared Content-Length, so a declared length
+ * is judged from the header, and a GET or HEAD without one has no body;
+ * anything else (a chunked body, or a Request built without the header, as
+ * in tests) goes through hono's counting reader.
  */
-function boundedBody(maxBytes: number): MiddlewareHandler {
+function front(options: BaseAppOptions): MiddlewareHandler {
+  const { bodyLimitBytes: maxBytes } = options;
+  const count = requestCounter(options);
   const tooLarge = (c: Context) =>
     c.json(errorBody('payload_too_large', `body exceeds ${maxBytes} bytes`), 413);
   const counting = bodyLimit({ maxSize: maxBytes, onError: tooLarge });
 
-  return async function boundedBody(c, next) {
+  return function front(c, next) {
+    const counted = () => count(c);
     if (c.req.header('transfer-encoding') === undefined) {
       const declared = c.req.header('content-length');
-      if (declared !== undefined) return Number(declared) > maxBytes ? tooLarge(c) : next();
-      if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
+      if (declared !== undefined && Number(declared) > maxBytes) {
+        const refusal = tooLarge(c);
+        count(c, refusal.status);
+        return Promise.resolve(refusal);
+      }
+      if (declared !== undefined || c.req.method === 'GET' || c.req.method === 'HEAD') {
+        return next().then(counted);
+      }
     }
-    return counting(c, next);
+    // The counting reader answers a refusal itself, without next().
+    return counting(c, next).then((answer) => {
+      count(c, answer instanceof Response ? answer.status : undefined);
+      return answer;
+    });
+  };
+}
+
+/**
+ * Counts an answered request by listener, route pattern and status. The
+ * labelled counters are kept per route and status: prom-client would
+ * otherwise hash the label object on every request.
+ */
+function requestCounter(options: BaseAppOptions): (c: Context, status?: number) => void {
+  const { listener, metrics } = options;
+  const counters = new Map<string, { inc(): void }>();
+  return (c, answered = c.res.status) => {
+    const path = c.req.routePath;
+    const route = path === '/*' || path === '*' ? 'unmatched' : path;
+    const status = String(answered);
+    const key = `${route} ${status}`;
+    let counter = counters.get(key);
+    if (counter === undefined) {
+      counter = metrics.requests.labels(listener, route, status);
+      counters.set(key, counter);
+    }
+    counter.inc();
   };
 }

@@ -1,6 +1,11 @@
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHmac, hash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+
+import { KeyedHash } from './keyed-hash.js';
+
+/** Payment ids are 8 bytes; the keyed hashes are sized for them. */
+const PID_BYTES = 8;
 
 /**
  * Keyed derivations from the server secret, which lives in its own file and
@@ -8,29 +13,31 @@ import { dirname } from 'node:path';
  * tokens, only keyed hashes of them.
  */
 export class Secrets {
-  readonly #pidKey: Buffer;
-  readonly #tokenKey: Buffer;
+  readonly #pidKey: KeyedHash;
+  readonly #tokenKey: KeyedHash;
 
   constructor(master: Buffer) {
     if (master.length < 32) throw new RangeError('secret must be at least 32 bytes');
-    this.#pidKey = createHmac('sha256', master).update('stronghold pid tag v1').digest();
-    this.#tokenKey = createHmac('sha256', master).update('stronghold token v1').digest();
+    const pidKey = createHmac('sha256', master).update('stronghold pid tag v1').digest();
+    const tokenKey = createHmac('sha256', master).update('stronghold token v1').digest();
+    this.#pidKey = new KeyedHash(pidKey, PID_BYTES);
+    this.#tokenKey = new KeyedHash(tokenKey, PID_BYTES);
   }
 
   /** The 16-byte tag under which a payment id is stored and indexed. */
   pidTag(pid: Buffer): Buffer {
-    return createHmac('sha256', this.#pidKey).update(pid).digest().subarray(0, 16);
+    return this.#pidKey.digest(pid).subarray(0, 16);
   }
 
   /** The service token for a payment id, as 64 hex digits. */
   token(pid: Buffer): string {
-    return createHmac('sha256', this.#tokenKey).update(pid).digest('hex');
+    return this.#tokenKey.digest(pid).toString('hex');
   }
 }
 
 /** What the database stores for a token: its SHA-256. */
 export function tokenHash(token: string): Buffer {
-  return createHash('sha256').update(token, 'latin1').digest();
+  return hash('sha256', Buffer.from(token, 'latin1'), 'buffer');
 }
 
 /** Reads the secret file, creating it (mode 0600) on first start. */

@@ -43,6 +43,14 @@ const TOKEN_PATTERN = /^[0-9a-f]{64}$/;
 const NO_COUNTERS: TicketCounters = { bloomMiss() {}, bloomFalsePositive() {}, cacheHit() {} };
 
 /**
+ * The answers to ids and tokens nobody paid for or was issued. These come
+ * as fast as a client cares to send them, and an error is immutable, so one
+ * instance each is thrown rather than one built per request.
+ */
+const UNKNOWN_PID = new NotFoundError('no payment is known for this payment id');
+const UNKNOWN_TOKEN = new NotFoundError('unknown token');
+
+/**
  * Anonymous tickets: a payment id with confirmed funds is exchanged, once,
  * for a service token. Unknown ids are answered from the Bloom filter, hot
  * ids and tokens from caches; only the rest reach SQLite.
@@ -68,7 +76,7 @@ export class TicketService {
     const tag = this.#options.secrets.pidTag(pid);
     if (!this.#options.bloom.has(tag)) {
       this.#counters.bloomMiss();
-      throw new NotFoundError('no payment is known for this payment id');
+      throw UNKNOWN_PID;
     }
 
     const key = tag.toString('latin1');
@@ -118,7 +126,7 @@ export class TicketService {
     }
 
     const ticket = this.#options.tickets.byTokenHash(hash);
-    if (!ticket) throw new NotFoundError('unknown token');
+    if (!ticket) throw UNKNOWN_TOKEN;
     const status = this.#toStatus(ticket);
     this.#statuses.set(key, status);
     return status;
