@@ -44,7 +44,7 @@ export function createPublicApp(options: PublicAppOptions): Hono {
   app.post('/api/v1/redeem', async (c) => {
     let result;
     try {
-      result = tickets.redeem((await readJsonObject(c)).pid);
+      result = await tickets.redeem((await readJsonObject(c)).pid);
     } catch (err) {
       return answerRefusal(c, err);
     }

@@ -7,6 +7,16 @@ import Database from 'better-sqlite3';
 export type Db = Database.Database;
 
 /**
+ * WAL pages between automatic checkpoints (SQLite's default is 1,000).
+ * Claims and invoices insert under random keys, so each commit dirties
+ * index pages all over the file; a longer WAL lets one checkpoint copy a
+ * page that many commits rewrote. Measured on 100,000 tickets with claims
+ * committed 20 at a time: 36 µs of CPU per claim at 1,000 pages, 29 µs at
+ * 10,000. The WAL file grows to about 40 MiB between checkpoints.
+ */
+const WAL_CHECKPOINT_PAGES = 10_000;
+
+/**
  * Opens the one writer connection.
  *
  * WAL lets readers (backups, `stronghold` commands) run beside the writer.
@@ -28,6 +38,7 @@ export function openDatabase(file: string): Db {
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   db.pragma('cache_size = -65536');
+  db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
   migrate(db);
   return db;
 }

@@ -10,9 +10,13 @@ export type TicketRow = {
   abuse_score: number;
 };
 
+/** One claim of a payment id: its tag, its token's hash, and when. */
+export type ClaimRequest = { pidTag: Buffer; tokenHash: Buffer; now: number };
+
 /** Redeemed payment ids and the hashes of their tokens. */
 export class TicketStore {
   readonly #claim;
+  readonly #claimAll;
   readonly #byTag;
   readonly #byTokenHash;
   readonly #revoke;
@@ -22,6 +26,13 @@ export class TicketStore {
     this.#claim = db.prepare(
       `INSERT INTO tickets (pid_tag, token_hash, issued_at) VALUES (?, ?, ?)
        ON CONFLICT (pid_tag) DO NOTHING RETURNING *`,
+    );
+    const claimOne = db.prepare(
+      `INSERT INTO tickets (pid_tag, token_hash, issued_at) VALUES (?, ?, ?)
+       ON CONFLICT (pid_tag) DO NOTHING RETURNING id`,
+    );
+    this.#claimAll = db.transaction((requests: readonly ClaimRequest[]) =>
+      requests.map((r) => claimOne.get(r.pidTag, r.tokenHash, r.now) !== undefined),
     );
     this.#byTag = db.prepare('SELECT * FROM tickets WHERE pid_tag = ?');
     this.#byTokenHash = db.prepare('SELECT * FROM tickets WHERE token_hash = ?');
@@ -46,6 +57,15 @@ export class TicketStore {
     const inserted = this.#claim.get(pidTag, tokenHash, now) as TicketRow | undefined;
     if (inserted) return { claimed: true, ticket: inserted };
     return { claimed: false, ticket: this.#byTag.get(pidTag) as TicketRow };
+  }
+
+  /**
+   * Claims several payment ids in one transaction: one answer per request,
+   * in order, true where this call made the claim. Of two requests for one
+   * tag, in the same call or not, only the first ever gets true.
+   */
+  claimAll(requests: readonly ClaimRequest[]): boolean[] {
+    return this.#claimAll.immediate(requests);
   }
 
   byTag(pidTag: Buffer): TicketRow | undefined {

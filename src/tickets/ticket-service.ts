@@ -5,6 +5,7 @@ import type { PaymentEvent, PaymentStore } from '../storage/payment-store.js';
 import { confirmationsOf } from '../storage/payment-store.js';
 import type { TicketRow, TicketStore } from '../storage/ticket-store.js';
 import type { BloomFilter } from './bloom-filter.js';
+import { ClaimQueue } from './claim-queue.js';
 import { type Secrets, tokenHash } from './secrets.js';
 
 export type RedeemResult =
@@ -61,6 +62,9 @@ export class TicketService {
   readonly #now: () => number;
   readonly #claimed: LRUCache<string, { token: string; balance: bigint }>;
   readonly #statuses: LRUCache<string, TokenStatus>;
+  readonly #claims: ClaimQueue;
+  /** Counts cache invalidations, so a claim in flight can tell it missed one. */
+  #forgotten = 0;
 
   constructor(options: TicketServiceOptions) {
     this.#options = options;
@@ -69,9 +73,15 @@ export class TicketService {
     const max = Math.max(1, options.cacheMaxEntries);
     this.#claimed = new LRUCache({ max });
     this.#statuses = new LRUCache({ max });
+    this.#claims = new ClaimQueue(options.tickets);
   }
 
-  redeem(pidHex: unknown): RedeemResult {
+  /**
+   * Answers at once from the Bloom filter, the cache or the stored
+   * payments; only a claim, which waits for its group commit, answers with
+   * a promise. Refusals are thrown, synchronously.
+   */
+  redeem(pidHex: unknown): RedeemResult | Promise<RedeemResult> {
     const pid = parsePid(pidHex);
     const tag = this.#options.secrets.pidTag(pid);
     if (!this.#options.bloom.has(tag)) {
@@ -88,8 +98,8 @@ export class TicketService {
     return this.#redeemStored(pid, tag, key);
   }
 
-  #redeemStored(pid: Buffer, tag: Buffer, key: string): RedeemResult {
-    const { payments, tickets, secrets } = this.#options;
+  #redeemStored(pid: Buffer, tag: Buffer, key: string): RedeemResult | Promise<RedeemResult> {
+    const { payments, secrets } = this.#options;
     const rows = payments.paymentsFor(tag);
     const balance = rows.reduce((sum, p) => (p.state === 'confirmed' ? sum + p.amount : sum), 0n);
 
@@ -106,9 +116,15 @@ export class TicketService {
     }
 
     const token = secrets.token(pid);
-    const { claimed } = tickets.claim(tag, tokenHash(token), this.#now());
-    this.#claimed.set(key, { token, balance });
-    return { status: claimed ? 'success' : 'already_claimed', token, balance };
+    const forgotten = this.#forgotten;
+    return this.#claims
+      .claim({ pidTag: tag, tokenHash: tokenHash(token), now: this.#now() })
+      .then((claimed) => {
+        // A scan that changed this id's payments while the claim waited
+        // has dropped it from the cache; the balance read here is older.
+        if (this.#forgotten === forgotten) this.#claimed.set(key, { token, balance });
+        return { status: claimed ? 'success' : 'already_claimed', token, balance };
+      });
   }
 
   #nothingToRedeem(rows: number): never {
@@ -150,6 +166,7 @@ export class TicketService {
   }
 
   #forget(tag: Buffer): void {
+    this.#forgotten += 1;
     this.#claimed.delete(tag.toString('latin1'));
     const ticket = this.#options.tickets.byTag(tag);
     if (ticket) this.#statuses.delete(ticket.token_hash.toString('latin1'));

@@ -49,45 +49,45 @@ describe('TicketService.redeem', () => {
     expect(await bloomAnswers(harness, 'miss')).toBe(1);
   });
 
-  it('answers a pid with only unconfirmed funds as pending with its confirmations', () => {
+  it('answers a pid with only unconfirmed funds as pending with its confirmations', async () => {
     const harness = new TicketHarness({ minConfirmations: 10 });
     const pid = randomPid();
     harness.pay(pid, 5_000n, { confirmations: 3 });
 
-    expect(harness.tickets.redeem(pid)).toEqual({
+    expect(await harness.tickets.redeem(pid)).toEqual({
       status: 'pending',
       confirmations: 3,
       required: 10,
     });
   });
 
-  it('reports the pending payment closest to confirmation', () => {
+  it('reports the pending payment closest to confirmation', async () => {
     const harness = new TicketHarness({ minConfirmations: 10 });
     const pid = randomPid();
     harness.pay(pid, 5_000n, { confirmations: 2 });
     harness.pay(pid, 5_000n, { confirmations: 1 });
 
-    expect(harness.tickets.redeem(pid)).toEqual({
+    expect(await harness.tickets.redeem(pid)).toEqual({
       status: 'pending',
       confirmations: 4,
       required: 10,
     });
   });
 
-  it('accepts the pid in upper-case hex', () => {
+  it('accepts the pid in upper-case hex', async () => {
     const harness = new TicketHarness();
     const pid = randomPid();
     harness.pay(pid, 5_000n);
 
-    expect(harness.tickets.redeem(pid.toUpperCase())).toMatchObject({ status: 'success' });
+    expect(await harness.tickets.redeem(pid.toUpperCase())).toMatchObject({ status: 'success' });
   });
 
-  it('answers a pid with confirmed funds with success, a 64-hex token and the balance', () => {
+  it('answers a pid with confirmed funds with success, a 64-hex token and the balance', async () => {
     const harness = new TicketHarness();
     const pid = randomPid();
     harness.pay(pid, 7_000n);
 
-    const result = harness.tickets.redeem(pid);
+    const result = await harness.tickets.redeem(pid);
 
     expect(result).toEqual({
       status: 'success',
@@ -96,23 +96,38 @@ describe('TicketService.redeem', () => {
     });
   });
 
-  it('answers a second redeem with already_claimed and the same token', () => {
+  it('answers a second redeem with already_claimed and the same token', async () => {
     const harness = new TicketHarness();
     const pid = randomPid();
     harness.pay(pid, 7_000n);
-    const first = harness.tickets.redeem(pid);
+    const first = await harness.tickets.redeem(pid);
 
-    const second = harness.tickets.redeem(pid);
+    const second = await harness.tickets.redeem(pid);
 
     expect(first.status).toBe('success');
     expect(second).toEqual({ ...first, status: 'already_claimed' });
   });
 
-  it('answers already_claimed after a restart, when no cache remembers the claim', () => {
+  it('keeps out of its cache a balance that a scan changed while the claim waited to commit', async () => {
     const harness = new TicketHarness();
     const pid = randomPid();
     harness.pay(pid, 7_000n);
-    const first = harness.tickets.redeem(pid);
+
+    const claiming = harness.tickets.redeem(pid);
+    harness.pay(pid, 5_000n);
+
+    expect(await claiming).toMatchObject({ status: 'success', balance: 7_000n });
+    expect(await harness.tickets.redeem(pid)).toMatchObject({
+      status: 'already_claimed',
+      balance: 12_000n,
+    });
+  });
+
+  it('answers already_claimed after a restart, when no cache remembers the claim', async () => {
+    const harness = new TicketHarness();
+    const pid = randomPid();
+    harness.pay(pid, 7_000n);
+    const first = await harness.tickets.redeem(pid);
     const restarted = new TicketService({
       payments: harness.payments,
       tickets: harness.ticketStore,
@@ -122,7 +137,7 @@ describe('TicketService.redeem', () => {
       walletHeight: () => harness.height,
     });
 
-    expect(restarted.redeem(pid)).toEqual({ ...first, status: 'already_claimed' });
+    expect(await restarted.redeem(pid)).toEqual({ ...first, status: 'already_claimed' });
   });
 
   it('answers NotFoundError for a pid that was paid only dust', () => {
@@ -133,18 +148,18 @@ describe('TicketService.redeem', () => {
     expect(thrown(() => harness.tickets.redeem(pid))).toBeInstanceOf(NotFoundError);
   });
 
-  it('includes a payment confirmed after the claim in the balance redeem and status() report', () => {
+  it('includes a payment confirmed after the claim in the balance redeem and status() report', async () => {
     const harness = new TicketHarness({ minConfirmations: 10 });
     const pid = randomPid();
     harness.pay(pid, 7_000n);
-    const { token } = harness.tickets.redeem(pid) as { token: string };
+    const { token } = (await harness.tickets.redeem(pid)) as { token: string };
     expect(harness.tickets.status(token).balance).toBe(7_000n);
 
     harness.pay(pid, 3_000n, { confirmations: 2 });
     expect(harness.tickets.status(token).balance).toBe(7_000n);
     harness.mine(8);
 
-    expect(harness.tickets.redeem(pid)).toEqual({
+    expect(await harness.tickets.redeem(pid)).toEqual({
       status: 'already_claimed',
       token,
       balance: 10_000n,
@@ -152,20 +167,20 @@ describe('TicketService.redeem', () => {
     expect(harness.tickets.status(token).balance).toBe(10_000n);
   });
 
-  it('derives a different token for the same pid under a different secret', () => {
+  it('derives a different token for the same pid under a different secret', async () => {
     const pid = randomPid();
     const one = new TicketHarness({ secret: randomBytes(32) });
     const two = new TicketHarness({ secret: randomBytes(32) });
     one.pay(pid, 7_000n);
     two.pay(pid, 7_000n);
 
-    const a = one.tickets.redeem(pid) as { token: string };
-    const b = two.tickets.redeem(pid) as { token: string };
+    const a = (await one.tickets.redeem(pid)) as { token: string };
+    const b = (await two.tickets.redeem(pid)) as { token: string };
 
     expect(a.token).not.toBe(b.token);
   });
 
-  it('derives the same token for the same pid under the same secret', () => {
+  it('derives the same token for the same pid under the same secret', async () => {
     const pid = randomPid();
     const secret = randomBytes(32);
     const one = new TicketHarness({ secret });
@@ -173,17 +188,17 @@ describe('TicketService.redeem', () => {
     one.pay(pid, 7_000n);
     two.pay(pid, 7_000n);
 
-    const a = one.tickets.redeem(pid) as { token: string };
-    const b = two.tickets.redeem(pid) as { token: string };
+    const a = (await one.tickets.redeem(pid)) as { token: string };
+    const b = (await two.tickets.redeem(pid)) as { token: string };
 
     expect(a.token).toBe(b.token);
   });
 
-  it('stores only the SHA-256 of the token and never the pid or token bytes', () => {
+  it('stores only the SHA-256 of the token and never the pid or token bytes', async () => {
     const harness = new TicketHarness();
     const pid = randomPid();
     harness.pay(pid, 7_000n);
-    const { token } = harness.tickets.redeem(pid) as { token: string };
+    const { token } = (await harness.tickets.redeem(pid)) as { token: string };
 
     const rows = harness.db.prepare('SELECT pid_tag, token_hash FROM tickets').all() as {
       pid_tag: Buffer;
@@ -217,11 +232,11 @@ describe('TicketService.redeem', () => {
 });
 
 describe('TicketService.status', () => {
-  it('reports an issued token as active with its issue time and no abuse', () => {
+  it('reports an issued token as active with its issue time and no abuse', async () => {
     const harness = new TicketHarness();
     const pid = randomPid();
     harness.pay(pid, 7_000n);
-    const { token } = harness.tickets.redeem(pid) as { token: string };
+    const { token } = (await harness.tickets.redeem(pid)) as { token: string };
 
     expect(harness.tickets.status(token)).toEqual({
       status: 'active',
@@ -249,11 +264,11 @@ describe('TicketService.status', () => {
 });
 
 describe('TicketService.revoke', () => {
-  it('marks the token revoked with the time and abuse score, as status() then reports', () => {
+  it('marks the token revoked with the time and abuse score, as status() then reports', async () => {
     const harness = new TicketHarness();
     const pid = randomPid();
     harness.pay(pid, 7_000n);
-    const { token } = harness.tickets.redeem(pid) as { token: string };
+    const { token } = (await harness.tickets.redeem(pid)) as { token: string };
     expect(harness.tickets.status(token).status).toBe('active');
 
     harness.now += 60;
@@ -264,11 +279,11 @@ describe('TicketService.revoke', () => {
     expect(harness.tickets.status(token)).toMatchObject(expected);
   });
 
-  it('keeps the first revocation time when a token is revoked again', () => {
+  it('keeps the first revocation time when a token is revoked again', async () => {
     const harness = new TicketHarness();
     const pid = randomPid();
     harness.pay(pid, 7_000n);
-    const { token } = harness.tickets.redeem(pid) as { token: string };
+    const { token } = (await harness.tickets.redeem(pid)) as { token: string };
     const firstAt = harness.now;
     harness.tickets.revoke(token, 'spam', 1);
 
