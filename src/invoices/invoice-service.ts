@@ -2,15 +2,16 @@ import { randomBytes } from 'node:crypto';
 
 import { ConflictError, NotFoundError, UnavailableError } from '../errors.js';
 import { randomId } from '../ids.js';
-import { makeIntegratedAddress } from '../monero/address.js';
+import { integratedAddressMaker } from '../monero/address.js';
 import type { Db } from '../storage/database.js';
+import { GroupCommit, ItemFailure } from '../storage/group-commit.js';
 import type { PaymentEvent, PaymentRow } from '../storage/payment-store.js';
 import type { Secrets } from '../tickets/secrets.js';
 import type { Outbox } from '../webhooks/outbox.js';
 import { canonicalJson } from './canonical-json.js';
 import type { InvoiceInput } from './invoice-input.js';
 import { type InvoiceStatus, type Standing, standingOf } from './invoice-status.js';
-import type { InvoiceRow, InvoiceStore } from './invoice-store.js';
+import type { InvoiceRow, InvoiceStore, NewInvoiceRow } from './invoice-store.js';
 
 export type InvoiceServiceOptions = {
   db: Db;
@@ -37,11 +38,15 @@ export class InvoiceService {
   readonly #options: InvoiceServiceOptions;
   readonly #store: InvoiceStore;
   readonly #now: () => number;
+  readonly #inserts: GroupCommit<NewInvoiceRow, InvoiceRow | undefined>;
+  /** The primary address last seen, decoded for building integrated addresses. */
+  #addresses: { primary: string; make(pid: Uint8Array): string } | undefined;
 
   constructor(options: InvoiceServiceOptions) {
     this.#options = options;
     this.#store = options.store;
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
+    this.#inserts = this.#groupInserts(options.db);
   }
 
   async create(merchantId: string, input: InvoiceInput, idempotencyKey: string | null): Promise<CreateResult> {
@@ -51,11 +56,7 @@ export class InvoiceService {
     const row = this.#draft(merchantId, input, idempotencyKey);
     row.digest = await this.#options.digest(canonicalInvoice(row));
 
-    const inserted = this.#options.db.transaction(() => {
-      const invoice = this.#store.insert(row);
-      if (invoice) this.#emit(invoice, 'InvoiceCreated', {});
-      return invoice;
-    }).immediate();
+    const inserted = await this.#inserts.submit(row);
     if (inserted) {
       this.#options.onEventsCommitted();
       return { invoice: inserted, created: true };
@@ -64,6 +65,29 @@ export class InvoiceService {
     const winner = this.#existing(merchantId, input.orderId, idempotencyKey);
     if (!winner) throw new ConflictError('invoice_conflict', 'the invoice could not be created; retry');
     return { invoice: winner, created: false };
+  }
+
+  /**
+   * New invoices and their InvoiceCreated events, committed in groups
+   * (storage/group-commit.ts). Each invoice has a savepoint of its own, so
+   * one that fails leaves the others of its group to commit.
+   */
+  #groupInserts(db: Db): GroupCommit<NewInvoiceRow, InvoiceRow | undefined> {
+    const insertOne = db.transaction((row: NewInvoiceRow) => {
+      const invoice = this.#store.insert(row);
+      if (invoice) this.#emit(invoice, 'InvoiceCreated', {});
+      return invoice;
+    });
+    const insertAll = db.transaction((rows: readonly NewInvoiceRow[]) =>
+      rows.map((row) => {
+        try {
+          return insertOne(row);
+        } catch (err) {
+          return new ItemFailure(err);
+        }
+      }),
+    );
+    return new GroupCommit((rows) => insertAll.immediate(rows));
   }
 
   get(merchantId: string, id: string): InvoiceRow {
@@ -201,6 +225,13 @@ export class InvoiceService {
     });
   }
 
+  #integratedAddress(primary: string, pid: Uint8Array): string {
+    if (this.#addresses?.primary !== primary) {
+      this.#addresses = { primary, make: integratedAddressMaker(primary) };
+    }
+    return this.#addresses.make(pid);
+  }
+
   #existing(merchantId: string, orderId: string | null, key: string | null): InvoiceRow | undefined {
     if (key !== null) {
       const byKey = this.#store.byIdempotencyKey(merchantId, key);
@@ -221,7 +252,7 @@ export class InvoiceService {
       idempotency_key: idempotencyKey,
       pid_tag: this.#options.secrets.pidTag(pid),
       payment_id: pid.toString('hex'),
-      address: makeIntegratedAddress(primary, pid),
+      address: this.#integratedAddress(primary, pid),
       amount: input.amount,
       description: input.description,
       metadata: JSON.stringify(input.metadata),

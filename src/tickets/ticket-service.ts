@@ -1,11 +1,11 @@
 import { LRUCache } from 'lru-cache';
 
 import { InvalidInputError, NotFoundError } from '../errors.js';
+import { GroupCommit } from '../storage/group-commit.js';
 import type { PaymentEvent, PaymentStore } from '../storage/payment-store.js';
 import { confirmationsOf } from '../storage/payment-store.js';
-import type { TicketRow, TicketStore } from '../storage/ticket-store.js';
+import type { ClaimRequest, TicketRow, TicketStore } from '../storage/ticket-store.js';
 import type { BloomFilter } from './bloom-filter.js';
-import { ClaimQueue } from './claim-queue.js';
 import { type Secrets, tokenHash } from './secrets.js';
 
 export type RedeemResult =
@@ -62,7 +62,7 @@ export class TicketService {
   readonly #now: () => number;
   readonly #claimed: LRUCache<string, { token: string; balance: bigint }>;
   readonly #statuses: LRUCache<string, TokenStatus>;
-  readonly #claims: ClaimQueue;
+  readonly #claims: GroupCommit<ClaimRequest, boolean>;
   /** Counts cache invalidations, so a claim in flight can tell it missed one. */
   #forgotten = 0;
 
@@ -73,7 +73,7 @@ export class TicketService {
     const max = Math.max(1, options.cacheMaxEntries);
     this.#claimed = new LRUCache({ max });
     this.#statuses = new LRUCache({ max });
-    this.#claims = new ClaimQueue(options.tickets);
+    this.#claims = new GroupCommit((requests) => options.tickets.claimAll(requests));
   }
 
   /**
@@ -118,7 +118,7 @@ export class TicketService {
     const token = secrets.token(pid);
     const forgotten = this.#forgotten;
     return this.#claims
-      .claim({ pidTag: tag, tokenHash: tokenHash(token), now: this.#now() })
+      .submit({ pidTag: tag, tokenHash: tokenHash(token), now: this.#now() })
       .then((claimed) => {
         // A scan that changed this id's payments while the claim waited
         // has dropped it from the cache; the balance read here is older.

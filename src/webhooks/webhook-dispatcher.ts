@@ -3,6 +3,7 @@ import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
 
 import type { Db } from '../storage/database.js';
+import { GroupCommit, ItemFailure } from '../storage/group-commit.js';
 import { OutboundHttpError, parseProxyUrl, postJson } from './outbound-http.js';
 
 /**
@@ -86,7 +87,7 @@ export class WebhookDispatcher {
   readonly #closeTimeoutMs: number;
   readonly #due;
   readonly #nextDue;
-  readonly #record;
+  readonly #records: GroupCommit<AttemptRecord, true>;
   readonly #inFlight = new Map<string, Promise<unknown>>();
   readonly #abort = new AbortController();
   #running = false;
@@ -135,7 +136,7 @@ export class WebhookDispatcher {
            WHERE e.invoice_id = d.invoice_id AND e.merchant_id = d.merchant_id
              AND e.seq < d.seq AND e.delivered_at IS NULL AND e.failed_at IS NULL)
        ORDER BY d.next_attempt_at_ms, d.seq
-       LIMIT @limit`,
+       LIMIT ${concurrency}`,
     );
     this.#nextDue = db
       .prepare(
@@ -163,11 +164,24 @@ export class WebhookDispatcher {
          AND delivered_at IS NULL AND failed_at IS NULL
          AND next_attempt_at_ms < @nextAttemptAtMs`,
     );
-    this.#record = db.transaction((row: AttemptRecord) => {
+    const recordOne = db.transaction((row: AttemptRecord) => {
       insertAttempt.run(row);
       settle.run(row);
       if (row.deliveredAt === null && row.failedAt === null) deferLater.run(row);
     });
+    // Attempts that end in one turn are recorded in one transaction, each
+    // in a savepoint of its own (storage/group-commit.ts).
+    const recordAll = db.transaction((rows: readonly AttemptRecord[]) =>
+      rows.map((row) => {
+        try {
+          recordOne(row);
+          return true;
+        } catch (err) {
+          return new ItemFailure(err);
+        }
+      }),
+    );
+    this.#records = new GroupCommit((rows) => recordAll.immediate(rows));
   }
 
   start(): void {
@@ -219,8 +233,10 @@ export class WebhookDispatcher {
   }
 
   #startDue(now: number, free: number): void {
-    // Rows in flight are still due; ask for enough to fill every free slot.
-    const rows = this.#due.all({ now, limit: free + this.#inFlight.size }) as DueRow[];
+    // Rows in flight are still due, so the query asks for `concurrency`
+    // rows: the free slots plus those in flight. A literal LIMIT, since
+    // SQLite prepares such a statement again whenever a bound LIMIT changes.
+    const rows = this.#due.all({ now }) as DueRow[];
     for (const row of rows) {
       if (free === 0) break;
       if (this.#inFlight.has(row.id)) continue;
@@ -234,7 +250,8 @@ export class WebhookDispatcher {
         })
         .then((recorded) => {
           this.#inFlight.delete(row.id);
-          if (recorded) this.#pump();
+          // One look at the outbox for all the attempts that end in a turn.
+          if (recorded) this.kick();
         });
       this.#inFlight.set(row.id, attempt);
     }
@@ -249,7 +266,7 @@ export class WebhookDispatcher {
     const record = this.#recordOf(row, outcome, startedAt, durationMs);
 
     try {
-      this.#record(record);
+      await this.#records.submit(record);
     } catch (err) {
       this.#logger.error({ err, deliveryId: row.id }, 'webhook attempt could not be recorded');
       return false;
