@@ -100,6 +100,57 @@ describe('PaymentStore.apply', () => {
     expect(stateOf(store, t.pidTag)).toEqual(['confirmed']);
   });
 
+  it('reports each new payment exactly as the row it stored', () => {
+    const db = openDatabase(join(tempDir(), 'stronghold.db'));
+    onTestFinished(() => {
+      db.close();
+    });
+    // The invoice is only a sequence number here; no invoice row backs it.
+    db.pragma('foreign_keys = OFF');
+    const invoiceTag = randomBytes(16);
+    const store = new PaymentStore(db, {
+      dustFloor: FLOOR,
+      requiredConfirmations: (tag) => (tag.equals(invoiceTag) ? 3 : REQUIRED),
+      invoiceSeq: (tag) => (tag.equals(invoiceTag) ? 7 : null),
+    });
+    const transfers = [
+      transfer({ height: 100 }),
+      transfer({ height: 195, pidTag: invoiceTag, minor: 4 }),
+      transfer({ amount: FLOOR - 1n }),
+      transfer({ unlockTime: 5n }),
+      transfer({ height: 0 }),
+    ];
+
+    const events = scan(store, 200, transfers);
+
+    const stored = db.prepare('SELECT * FROM payments WHERE id = ?').safeIntegers(true);
+    for (const { kind, payment } of events) {
+      const row = stored.get(payment.id) as Record<string, unknown>;
+      expect(payment.txid).toBe(row.txid);
+      if (kind === 'seen' && payment.state === 'pending' && row.state === 'confirmed') continue;
+      expect(payment).toEqual({
+        ...row,
+        id: Number(row.id),
+        subaddr_major: Number(row.subaddr_major),
+        subaddr_minor: Number(row.subaddr_minor),
+        height: Number(row.height),
+        required_confirmations: Number(row.required_confirmations),
+        first_seen_at: Number(row.first_seen_at),
+        confirmed_at: row.confirmed_at === null ? null : Number(row.confirmed_at),
+        invoice_seq: row.invoice_seq === null ? null : Number(row.invoice_seq),
+      });
+    }
+    expect(events.map((e) => [e.kind, e.payment.state, e.payment.invoice_seq])).toEqual([
+      ['seen', 'pending', null],
+      ['seen', 'pending', 7],
+      ['ignored', 'dust', null],
+      ['ignored', 'locked', null],
+      ['seen', 'pending', null],
+      ['confirmed', 'confirmed', null],
+      ['confirmed', 'confirmed', 7],
+    ]);
+  });
+
   it('records a transfer below the dust floor as dust that never counts', () => {
     const { store, balance } = openStore();
     const t = transfer({ amount: FLOOR - 1n, height: 100 });
