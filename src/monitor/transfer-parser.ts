@@ -3,13 +3,18 @@ import type { Transfer } from '../storage/payment-store.js';
 import type { RawTransfer } from './wallet-rpc-client.js';
 
 const MAX_AMOUNT = (1n << 63n) - 1n;
-const NO_PAYMENT_ID = /^0{16}$|^0{64}$|^$/;
+/** Digits of the largest unsigned 64-bit value, the longest amount the wallet writes. */
+const MAX_DIGITS = 20;
 
 /**
  * Validates one incoming transfer from get_transfers. Returns undefined for
  * a transfer that carries no short payment id (nothing to credit it to);
  * throws for anything malformed, so a broken wallet answer is refused whole
  * and the cursor never moves past data that was not understood.
+ *
+ * The checks are written out by hand rather than as regular expressions:
+ * a backlog scan runs them on every one of 100,000 transfers, and six
+ * pattern tests per transfer were a third of its validation time.
  */
 export function parseTransfer(
   raw: RawTransfer,
@@ -18,10 +23,8 @@ export function parseTransfer(
 ): Transfer | undefined {
   if (raw === null || typeof raw !== 'object') bad('a transfer that is not an object');
 
-  const paymentId = raw.payment_id ?? '';
-  if (typeof paymentId !== 'string') bad('a non-string payment_id');
-  if (NO_PAYMENT_ID.test(paymentId) || /^[0-9a-f]{64}$/.test(paymentId)) return undefined;
-  if (!/^[0-9a-f]{16}$/.test(paymentId)) bad('a malformed payment_id');
+  const paymentId = shortPaymentId(raw.payment_id ?? '');
+  if (paymentId === undefined) return undefined;
 
   return {
     txid: parseTxid(raw.txid),
@@ -34,8 +37,23 @@ export function parseTransfer(
   };
 }
 
+/**
+ * The 16-hex-digit payment id, or undefined when there is none: empty, all
+ * zeros, or a long (64-digit) id, which Stronghold never hands out.
+ */
+function shortPaymentId(value: unknown): string | undefined {
+  if (typeof value !== 'string') bad('a non-string payment_id');
+  const { length } = value;
+  if (length === 0) return undefined;
+  if (length === 64 && isLowerHex(value)) return undefined;
+  if (length !== 16 || !isLowerHex(value)) bad('a malformed payment_id');
+  return isZeros(value) ? undefined : value;
+}
+
 function parseTxid(value: unknown): string {
-  if (typeof value !== 'string' || !/^[0-9a-f]{64}$/.test(value)) bad('a malformed txid');
+  if (typeof value !== 'string' || value.length !== 64 || !isLowerHex(value)) {
+    bad('a malformed txid');
+  }
   return value;
 }
 
@@ -58,7 +76,7 @@ function parseAmount(value: unknown): bigint {
 
 function parseUnsigned(value: unknown, field: string): bigint {
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
-  if (typeof value === 'string' && /^\d{1,20}$/.test(value)) return BigInt(value);
+  if (typeof value === 'string' && isDecimal(value)) return BigInt(value);
   bad(`a malformed ${field}`);
 }
 
@@ -69,6 +87,31 @@ function parseHeight(raw: RawTransfer, maxHeight: number): number {
     bad('a height outside the chain');
   }
   return height as number;
+}
+
+/** One to MAX_DIGITS ASCII digits, nothing else. */
+function isDecimal(text: string): boolean {
+  const { length } = text;
+  if (length === 0 || length > MAX_DIGITS) return false;
+  for (let i = 0; i < length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
+
+/** Lowercase hex digits only, as the wallet writes ids and hashes. */
+function isLowerHex(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
+  }
+  return true;
+}
+
+function isZeros(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) !== 0x30) return false;
+  return true;
 }
 
 function bad(what: string): never {

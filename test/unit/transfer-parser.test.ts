@@ -73,6 +73,22 @@ describe('quoteAmounts', () => {
     expect(JSON.parse(quoteAmounts(text))).toEqual({ height: 12, amount: '3', confirmations: 4 });
   });
 
+  it('leaves a money field whose value is not a number as it was', () => {
+    const text = '{"amount": "7", "fee": null, "amounts": 3, "unlock_time": [1]}';
+
+    expect(quoteAmounts(text)).toBe(text);
+  });
+
+  it('quotes the numbers of an amounts list up to its closing bracket only', () => {
+    const text = '{"amounts": [-1, 2.5e-3 ,3], "height": 4, "amount": 5}';
+
+    expect(JSON.parse(quoteAmounts(text))).toEqual({
+      amounts: ['-1', '2.5e-3', '3'],
+      height: 4,
+      amount: '5',
+    });
+  });
+
   it('leaves text inside a string value alone, even when it looks like an amount field', () => {
     const text = '{"note": "\\"amount\\": 5", "amount": 6}';
 
