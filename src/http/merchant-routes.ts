@@ -5,6 +5,7 @@ import { parseIdempotencyKey, parseInvoiceInput } from '../invoices/invoice-inpu
 import type { InvoiceService } from '../invoices/invoice-service.js';
 import type { InvoiceStatus } from '../invoices/invoice-status.js';
 import type { SignatureVerifier } from '../merchants/signature-verifier.js';
+import { concurrencyGate } from './concurrency-gate.js';
 import { invoiceJson } from './invoice-json.js';
 import { readJsonObject } from './json-body.js';
 import { requireSignature } from './signature-middleware.js';
@@ -15,6 +16,14 @@ export type MerchantRoutesOptions = {
   walletHeight(): number;
 };
 
+/**
+ * Signed requests in progress at once, and how many may wait for a place.
+ * Measured on two cores under an invoice flood: 16 in progress kept a
+ * redeem's p99 within about twice its value without the flood, and the
+ * flood's own rate within a tenth of what no gate gave.
+ */
+const GATE = { limit: 16, maxWaiting: 4_096 };
+
 const STATUSES = new Set(['New', 'Processing', 'Settled', 'Expired', 'Invalid']);
 
 /** The signed merchant API on the public listener. */
@@ -24,7 +33,7 @@ export function registerMerchantRoutes(app: Hono, options: MerchantRoutesOptions
   // In hono `/api/v1/invoices/*` matches `/api/v1/invoices` itself too; a
   // second registration for the bare path would run the check twice, and
   // the second run would refuse the request as a replay of the first.
-  app.use('/api/v1/invoices/*', signed);
+  app.use('/api/v1/invoices/*', concurrencyGate(GATE), signed);
 
   const render = (c: { req: { url: string; header(name: string): string | undefined } }, invoice: Parameters<typeof invoiceJson>[0]) =>
     invoiceJson(invoice, invoices.payments(invoice), {

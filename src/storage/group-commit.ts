@@ -53,13 +53,16 @@ export class GroupCommit<I, O> {
     return answer;
   }
 
+  /**
+   * Commits one batch per turn: when more are waiting, the next batch goes
+   * after the sockets have been read again, so a long queue of writes does
+   * not hold the event loop in one piece.
+   */
   #flush(): void {
-    this.#scheduled = false;
-    const pending = this.#pending;
-    this.#pending = [];
-    for (let start = 0; start < pending.length; start += this.#maxBatch) {
-      this.#commit(pending.slice(start, start + this.#maxBatch));
-    }
+    const batch = this.#pending.splice(0, this.#maxBatch);
+    if (this.#pending.length > 0) setImmediate(() => this.#flush());
+    else this.#scheduled = false;
+    this.#commit(batch);
   }
 
   #commit(batch: Pending<I, O>[]): void {
