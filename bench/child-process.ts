@@ -74,10 +74,15 @@ export class Child {
    * that waits for a core uses no CPU while it waits.
    */
   cpuSeconds(): number {
-    const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
-    // Fields after the parenthesized command name; utime and stime are the 14th and 15th.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+    return cpuSecondsOf(`/proc/${this.pid}/stat`);
+  }
+
+  /**
+   * CPU time of the child's main thread alone (its thread id is its pid):
+   * what the event loop spent, without the worker pool and V8's helpers.
+   */
+  mainThreadCpuSeconds(): number {
+    return cpuSecondsOf(`/proc/${this.pid}/task/${this.pid}/stat`);
   }
 
   /** Waits for the child to end on its own. */
@@ -144,4 +149,11 @@ export class ChildGroup {
       }
     }
   }
+}
+
+function cpuSecondsOf(statFile: string): number {
+  const stat = readFileSync(statFile, 'utf8');
+  // Fields after the parenthesized command name; utime and stime are the 14th and 15th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
 }

@@ -111,6 +111,7 @@ export class Harness {
     // An `amount` run has no fixed length; allow it a generous one.
     const budgetS = job.amount ? Math.max(600, job.amount / 500) : (job.durationS ?? 10) + 60;
     const cpuBefore = server?.cpuSeconds();
+    const mainBefore = server?.mainThreadCpuSeconds();
     const { message: result } = await this.#answer<LoadResult>(
       `load generator (${job.label})`,
       'load-child',
@@ -120,6 +121,8 @@ export class Harness {
     if (server && cpuBefore !== undefined) {
       result.serverCpuS = server.cpuSeconds() - cpuBefore;
       result.serverCpuUsPerRequest = (result.serverCpuS * 1e6) / Math.max(1, result.requests);
+      const mainS = server.mainThreadCpuSeconds() - (mainBefore ?? 0);
+      result.serverMainThreadCpuUsPerRequest = (mainS * 1e6) / Math.max(1, result.requests);
     }
     return result;
   }

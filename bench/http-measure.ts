@@ -87,10 +87,17 @@ export async function measureBareHono(
 
 export function describeLoad(result: LoadResult): string {
   const errors = result.unexpected + result.socketErrors;
-  const cpu = result.serverCpuUsPerRequest === undefined ? '' : `, ${Math.round(result.serverCpuUsPerRequest)} µs CPU/req`;
+  const main = result.serverMainThreadCpuUsPerRequest;
+  const cpu =
+    result.serverCpuUsPerRequest === undefined
+      ? ''
+      : `, ${Math.round(result.serverCpuUsPerRequest)} µs CPU/req` +
+        (main === undefined ? '' : ` (main thread ${Math.round(main)})`);
+  const generator = Math.round((result.generatorCpuS * 1e6) / Math.max(1, result.requests));
   return (
     `${Math.round(result.rps).toLocaleString('en-US')} req/s, ` +
-    `p50 ${result.p50_ms.toFixed(2)} ms, p99 ${result.p99_ms.toFixed(2)} ms, ${errors} errors${cpu}`
+    `p50 ${result.p50_ms.toFixed(2)} ms, p99 ${result.p99_ms.toFixed(2)} ms, ${errors} errors${cpu}, ` +
+    `load generator ${generator} µs/req`
   );
 }
 

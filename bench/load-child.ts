@@ -50,6 +50,8 @@ export type LoadResult = {
   serverCpuS?: number;
   /** The same per counted response, in microseconds; added by the runner. */
   serverCpuUsPerRequest?: number;
+  /** The same for the server's main thread alone. */
+  serverMainThreadCpuUsPerRequest?: number;
 };
 
 /**
