@@ -169,6 +169,21 @@ type Startup = {
  */
 export async function startTorNetwork(options: TorNetworkOptions): Promise<TorNetwork> {
   checkOptions(options);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options);
+    } catch (err) {
+      // The ports were free when picked, but they are let go before tor
+      // binds them, and another suite's listener may take one in between.
+      const raced = String((err as Error).message).includes('Address already in use');
+      if (!raced || attempt === PORT_RACE_ATTEMPTS) throw err;
+    }
+  }
+}
+
+const PORT_RACE_ATTEMPTS = 3;
+
+async function startOnce(options: TorNetworkOptions): Promise<TorNetwork> {
   const startedAt = Date.now();
   const dir = await mkdtemp(join(tmpdir(), 'stronghold-tor-'));
   await chmod(dir, 0o700);
