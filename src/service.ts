@@ -160,7 +160,12 @@ export class Service {
         minConfirmations: config.min_confirmations,
       }),
     });
-    registerMerchantRoutes(publicApp, { invoices, verifier, walletHeight: () => watched.walletHeight });
+    registerMerchantRoutes(publicApp, {
+      invoices,
+      verifier,
+      walletHeight: () => watched.walletHeight,
+      inFlight: config.merchant_requests_in_flight,
+    });
     registerCheckoutRoute(publicApp, invoices);
 
     const internalApp = createInternalApp({

@@ -41,6 +41,7 @@ export const DEFAULTS = {
   webhook_timeout_ms: 15_000,
   retention_days: 90,
   webhook_retry_first_delay_ms: 10_000,
+  merchant_requests_in_flight: 4,
 } as const;
 
 const listenAddress = z
@@ -102,6 +103,7 @@ const schema = z
     webhook_timeout_ms: int(100, 600_000),
     retention_days: int(1, 36_500),
     webhook_retry_first_delay_ms: int(10, 3_600_000),
+    merchant_requests_in_flight: int(1, 10_000),
   })
   .strict();
 

@@ -14,15 +14,17 @@ export type MerchantRoutesOptions = {
   invoices: InvoiceService;
   verifier: SignatureVerifier;
   walletHeight(): number;
+  /**
+   * Signed requests in progress at once (config `merchant_requests_in_flight`).
+   * Measured on two cores under an invoice flood: 4 kept a redeem's p99
+   * within about twice its value without the flood, at no cost to the
+   * flood's own rate; 16 let it grow to three times (bench/README.md).
+   */
+  inFlight: number;
 };
 
-/**
- * Signed requests in progress at once, and how many may wait for a place.
- * Measured on two cores under an invoice flood: 16 in progress kept a
- * redeem's p99 within about twice its value without the flood, and the
- * flood's own rate within a tenth of what no gate gave.
- */
-const GATE = { limit: 16, maxWaiting: 4_096 };
+/** Signed requests that may wait for a place at the gate before 503 `overloaded`. */
+const MAX_WAITING = 4_096;
 
 const STATUSES = new Set(['New', 'Processing', 'Settled', 'Expired', 'Invalid']);
 
@@ -33,7 +35,7 @@ export function registerMerchantRoutes(app: Hono, options: MerchantRoutesOptions
   // In hono `/api/v1/invoices/*` matches `/api/v1/invoices` itself too; a
   // second registration for the bare path would run the check twice, and
   // the second run would refuse the request as a replay of the first.
-  app.use('/api/v1/invoices/*', concurrencyGate(GATE), signed);
+  app.use('/api/v1/invoices/*', concurrencyGate({ limit: options.inFlight, maxWaiting: MAX_WAITING }), signed);
 
   const render = (c: { req: { url: string; header(name: string): string | undefined } }, invoice: Parameters<typeof invoiceJson>[0]) =>
     invoiceJson(invoice, invoices.payments(invoice), {

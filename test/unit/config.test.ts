@@ -184,6 +184,7 @@ describe('loadConfig', () => {
     ['STRONGHOLD_BLOOM_FALSE_POSITIVE_RATE', '0.5', 'false positive rate of 0.5'],
     ['STRONGHOLD_OUTBOUND_PROXY', 'http://127.0.0.1:9050', 'proxy that is not socks5h'],
     ['STRONGHOLD_TOR_ONLY', 'yes', 'boolean spelled yes'],
+    ['STRONGHOLD_MERCHANT_REQUESTS_IN_FLIGHT', '0', 'no merchant request ever in progress'],
   ];
 
   it.each(invalid)('rejects %s=%j (%s) with a ConfigError naming it', (name, value) => {
