@@ -1,3 +1,6 @@
+import { Agent as HttpAgent, type IncomingMessage, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+
 import { WalletRpcError } from '../errors.js';
 
 export type RawTransfer = Record<string, unknown>;
@@ -15,42 +18,96 @@ export type WalletRpcClientOptions = {
  * before parsing and read as bigint by the caller.
  */
 export class WalletRpcClient {
-  readonly #endpoint: string;
+  readonly #endpoint: URL;
   readonly #timeoutMs: number;
   readonly #maxBytes: number;
+  readonly #request: typeof httpRequest;
+  readonly #agent: HttpAgent;
   #nextId = 1;
 
   constructor(options: WalletRpcClientOptions) {
-    // fetch refuses credentials in a URL with an error that quotes the URL,
-    // so they would end up in every log line about a failed poll.
+    // An error that quotes the URL would put credentials in every log line
+    // about a failed poll; the wallet RPC is reached without login anyway.
     const url = new URL(options.url);
     if (url.username || url.password) {
       throw new RangeError('url must not carry credentials: the wallet RPC is reached without login');
     }
-    this.#endpoint = new URL('/json_rpc', url).toString();
+    this.#endpoint = new URL('/json_rpc', url);
     this.#timeoutMs = options.timeoutMs;
     this.#maxBytes = options.maxResponseBytes ?? 512 * 1024 * 1024;
+    const https = url.protocol === 'https:';
+    this.#request = https ? httpsRequest : httpRequest;
+    this.#agent = https ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
   }
 
   async call(method: string, params: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
     const body = JSON.stringify({ jsonrpc: '2.0', id: this.#nextId++, method, params });
-    let text: string;
+    let answer: { status: number; text: string };
     try {
-      const response = await fetch(this.#endpoint, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body,
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
-      text = await readLimited(response, this.#maxBytes);
-      if (!response.ok) {
-        throw new WalletRpcError('rpc_http_error', `wallet RPC ${method} answered HTTP ${response.status}`);
-      }
+      answer = await this.#post(body);
     } catch (err) {
       if (err instanceof WalletRpcError) throw err;
       throw new WalletRpcError('rpc_unreachable', `wallet RPC ${method} failed: ${describe(err)}`);
     }
-    return parseAnswer(method, text);
+    if (answer.status < 200 || answer.status > 299) {
+      throw new WalletRpcError('rpc_http_error', `wallet RPC ${method} answered HTTP ${answer.status}`);
+    }
+    return parseAnswer(method, answer.text);
+  }
+
+  /**
+   * One POST, its answer read whole up to the size limit, within the
+   * timeout. node:http rather than fetch: a backlog answer runs to tens of
+   * megabytes, and reading it through fetch's web stream took about as
+   * long as parsing it (bench/README.md, ingest).
+   */
+  #post(body: string): Promise<{ status: number; text: string }> {
+    const limit = this.#maxBytes;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (err: unknown, answer?: { status: number; text: string }) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err === undefined) resolve(answer!);
+        else {
+          req.destroy();
+          reject(err);
+        }
+      };
+      const timer = setTimeout(
+        () => settle(new Error(`no answer within ${this.#timeoutMs} ms`)),
+        this.#timeoutMs,
+      );
+      const req = this.#request(
+        this.#endpoint,
+        {
+          method: 'POST',
+          agent: this.#agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res: IncomingMessage) => {
+          if (Number(res.headers['content-length'] ?? 0) > limit) {
+            settle(tooLarge());
+            return;
+          }
+          const chunks: Buffer[] = [];
+          let total = 0;
+          res.on('data', (chunk: Buffer) => {
+            total += chunk.length;
+            if (total > limit) settle(tooLarge());
+            else chunks.push(chunk);
+          });
+          res.on('end', () =>
+            settle(undefined, { status: res.statusCode ?? 0, text: Buffer.concat(chunks, total).toString('utf8') }),
+          );
+          res.on('error', (err) => settle(err));
+          res.on('close', () => settle(new Error('connection closed before the answer ended')));
+        },
+      );
+      req.on('error', (err) => settle(err));
+      req.end(body);
+    });
   }
 
   async getHeight(): Promise<number> {
@@ -185,25 +242,14 @@ function skipDigits(text: string, from: number): number {
   return i;
 }
 
-async function readLimited(response: Response, limit: number): Promise<string> {
-  const length = Number(response.headers.get('content-length') ?? 0);
-  if (length > limit) throw new WalletRpcError('rpc_bad_answer', 'wallet RPC answer too large');
-  if (!response.body) return '';
-
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-    total += chunk.byteLength;
-    if (total > limit) throw new WalletRpcError('rpc_bad_answer', 'wallet RPC answer too large');
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+function tooLarge(): WalletRpcError {
+  return new WalletRpcError('rpc_bad_answer', 'wallet RPC answer too large');
 }
 
 function describe(err: unknown): string {
   if (err instanceof Error) {
-    const cause = (err as { cause?: { code?: string; errors?: { code?: string }[] } }).cause;
-    return cause?.code ?? cause?.errors?.[0]?.code ?? err.message;
+    const { code, errors } = err as { code?: string; errors?: { code?: string }[] };
+    return code ?? errors?.[0]?.code ?? err.message;
   }
   return 'unknown error';
 }
