@@ -73,7 +73,8 @@ function describeRates(sqlite: SqliteRates): string {
   const n = (value: number) => Math.round(value).toLocaleString('en-US');
   return (
     `batched insert ${n(sqlite.batchedInsertRowsPerS)} rows/s ` +
-    `(claims ${n(sqlite.claimTxPerS)} tx/s, point lookups ${n(sqlite.pointLookupsPerS)}/s)`
+    `(claims ${n(sqlite.claimTxPerS)} tx/s, ${n(sqlite.batchedClaimsPerS)}/s in batches, ` +
+    `point lookups ${n(sqlite.pointLookupsPerS)}/s)`
   );
 }
 

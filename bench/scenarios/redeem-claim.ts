@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { Harness } from '../harness.js';
 import { describeLoad, measureBareHono, measureLoad, probe } from '../http-measure.js';
 import type { LoadResult } from '../load-child.js';
+import { measureSqlite, type SqliteRates } from '../raw-limits.js';
 import type { Scenario } from '../scenario.js';
 import { SeedDatabase } from '../seed-database.js';
 import { outcome } from './http-comparison.js';
@@ -35,6 +36,7 @@ export const redeemClaim: Scenario = {
       await first.service.child.stop();
     }
 
+    const floor = sqliteFloor(harness, limit);
     const lists = seedFresh(harness, first.dataDir, limit.rps);
     const service = await startOn(harness, 'redeem-claim', first.dataDir);
     try {
@@ -51,12 +53,34 @@ export const redeemClaim: Scenario = {
         load,
         answer,
         freshIds: lists.count,
+        sqliteFloor: floor,
       });
     } finally {
       await service.child.stop();
     }
   },
 };
+
+/**
+ * What SQLite alone spends on one claim here: a payment lookup, and an
+ * insert into the tickets table's two random-key unique indexes inside a
+ * batch as large as the group commit's. Next to bare hono's CPU per
+ * request it bounds the ratio this scenario can reach on this machine:
+ * hono's cost plus the floor cannot be under hono's cost over the ratio.
+ */
+function sqliteFloor(harness: Harness, limit: LoadResult) {
+  const { quick } = harness.options;
+  const rates: SqliteRates = measureSqlite(harness.dir('raw-claims'), quick ? 2_000 : 100_000, quick ? 0.1 : 1);
+  const lookupUs = 1e6 / rates.pointLookupsPerS;
+  const claimUs = 1e6 / rates.batchedClaimsPerS;
+  const honoUs = limit.serverMainThreadCpuUsPerRequest;
+  const bestRatio = honoUs === undefined ? undefined : honoUs / (honoUs + lookupUs + claimUs);
+  harness.progress(
+    `  SQLite floor: lookup ${lookupUs.toFixed(1)} µs + batched claim ${claimUs.toFixed(1)} µs per redeem` +
+      (bestRatio === undefined ? '' : `; with hono's ${honoUs!.toFixed(1)} µs, a ratio of at most ${bestRatio.toFixed(2)}`),
+  );
+  return { lookupUs, claimUs, honoUs, bestRatio, rates };
+}
 
 function seedFresh(harness: Harness, dataDir: string, limitRps: number) {
   const { warmupS, durationS } = harness.options;

@@ -18,7 +18,7 @@ export class TicketStore {
   readonly #claim;
   readonly #claimAll;
   readonly #byTag;
-  readonly #byTokenHash;
+  readonly #byToken;
   readonly #revoke;
   readonly #balance;
 
@@ -35,10 +35,10 @@ export class TicketStore {
       requests.map((r) => claimOne.get(r.pidTag, r.tokenHash, r.now) !== undefined),
     );
     this.#byTag = db.prepare('SELECT * FROM tickets WHERE pid_tag = ?');
-    this.#byTokenHash = db.prepare('SELECT * FROM tickets WHERE token_hash = ?');
+    this.#byToken = db.prepare('SELECT * FROM tickets WHERE pid_tag = ? AND token_hash = ?');
     this.#revoke = db.prepare(
       `UPDATE tickets SET revoked_at = coalesce(revoked_at, @now), revoke_reason = @reason,
-         abuse_score = @score WHERE token_hash = @tokenHash RETURNING *`,
+         abuse_score = @score WHERE pid_tag = @pidTag AND token_hash = @tokenHash RETURNING *`,
     );
     this.#balance = db
       .prepare(
@@ -72,12 +72,13 @@ export class TicketStore {
     return this.#byTag.get(pidTag) as TicketRow | undefined;
   }
 
-  byTokenHash(tokenHash: Buffer): TicketRow | undefined {
-    return this.#byTokenHash.get(tokenHash) as TicketRow | undefined;
+  /** The ticket of a token: found by the tag the token starts with, matched by the token's hash. */
+  byToken(pidTag: Buffer, tokenHash: Buffer): TicketRow | undefined {
+    return this.#byToken.get(pidTag, tokenHash) as TicketRow | undefined;
   }
 
-  revoke(tokenHash: Buffer, reason: string, score: number, now: number): TicketRow | undefined {
-    return this.#revoke.get({ tokenHash, reason, score, now }) as TicketRow | undefined;
+  revoke(pidTag: Buffer, tokenHash: Buffer, reason: string, score: number, now: number): TicketRow | undefined {
+    return this.#revoke.get({ pidTag, tokenHash, reason, score, now }) as TicketRow | undefined;
   }
 
   /** Confirmed funds paid to a payment id, before and after its redeem. */

@@ -6,7 +6,7 @@ import type { PaymentEvent, PaymentStore } from '../storage/payment-store.js';
 import { confirmationsOf } from '../storage/payment-store.js';
 import type { ClaimRequest, TicketRow, TicketStore } from '../storage/ticket-store.js';
 import type { BloomFilter } from './bloom-filter.js';
-import { type Secrets, tokenHash } from './secrets.js';
+import { type Secrets, tagOfToken, tokenHash } from './secrets.js';
 
 export type RedeemResult =
   | { status: 'success' | 'already_claimed'; token: string; balance: bigint }
@@ -127,7 +127,7 @@ export class TicketService {
       };
     }
 
-    const token = secrets.token(pid);
+    const token = secrets.token(pid, tag);
     const forgotten = this.#forgotten;
     return this.#claims
       .submit({ pidTag: tag, tokenHash: tokenHash(token), now: this.#now() })
@@ -145,7 +145,7 @@ export class TicketService {
   }
 
   status(token: unknown): TokenStatus {
-    const hash = parseTokenHash(token);
+    const { tag, hash } = parseToken(token);
     const key = hash.toString('latin1');
     const cached = this.#statuses.get(key);
     if (cached) {
@@ -153,7 +153,7 @@ export class TicketService {
       return cached.status;
     }
 
-    const ticket = this.#options.tickets.byTokenHash(hash);
+    const ticket = this.#options.tickets.byToken(tag, hash);
     if (!ticket) throw UNKNOWN_TOKEN;
     const status = this.#toStatus(ticket);
     const tagKey = ticket.pid_tag.toString('latin1');
@@ -163,8 +163,8 @@ export class TicketService {
   }
 
   revoke(token: unknown, reason: string, abuseScore: number): TokenStatus {
-    const hash = parseTokenHash(token);
-    const ticket = this.#options.tickets.revoke(hash, reason, abuseScore, this.#now());
+    const { tag, hash } = parseToken(token);
+    const ticket = this.#options.tickets.revoke(tag, hash, reason, abuseScore, this.#now());
     if (!ticket) throw new NotFoundError('unknown token');
     this.#statuses.delete(hash.toString('latin1'));
     return this.#toStatus(ticket);
@@ -205,9 +205,9 @@ export function parsePid(value: unknown): Buffer {
   return Buffer.from(value, 'hex');
 }
 
-function parseTokenHash(value: unknown): Buffer {
+function parseToken(value: unknown): { tag: Buffer; hash: Buffer } {
   if (typeof value !== 'string' || !TOKEN_PATTERN.test(value)) {
     throw new InvalidInputError('token must be 64 lowercase hex digits', 'invalid_token');
   }
-  return tokenHash(value);
+  return { tag: tagOfToken(value), hash: tokenHash(value) };
 }

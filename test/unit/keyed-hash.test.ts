@@ -3,7 +3,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 
 import { KeyedHash } from '../../src/tickets/keyed-hash.js';
-import { Secrets } from '../../src/tickets/secrets.js';
+import { Secrets, tagOfToken } from '../../src/tickets/secrets.js';
 
 const reference = (key: Buffer, input: Buffer) => createHmac('sha256', key).update(input).digest();
 
@@ -39,15 +39,18 @@ describe('KeyedHash', () => {
 });
 
 describe('Secrets', () => {
-  it('derives the same pid tags and tokens as plain HMAC, so stored tags keep matching', () => {
+  it('derives pid tags as plain HMAC, and tokens as the tag followed by half an HMAC', () => {
     const master = randomBytes(32);
     const secrets = new Secrets(master);
     const pidKey = reference(master, Buffer.from('stronghold pid tag v1'));
-    const tokenKey = reference(master, Buffer.from('stronghold token v1'));
+    const tokenKey = reference(master, Buffer.from('stronghold token v2'));
     for (let i = 0; i < 50; i++) {
       const pid = randomBytes(8);
-      expect(secrets.pidTag(pid).equals(reference(pidKey, pid).subarray(0, 16))).toBe(true);
-      expect(secrets.token(pid)).toBe(reference(tokenKey, pid).toString('hex'));
+      const tag = reference(pidKey, pid).subarray(0, 16);
+      expect(secrets.pidTag(pid).equals(tag)).toBe(true);
+      const token = secrets.token(pid);
+      expect(token).toBe(tag.toString('hex') + reference(tokenKey, pid).subarray(0, 16).toString('hex'));
+      expect(tagOfToken(token).equals(tag)).toBe(true);
     }
   });
 });
