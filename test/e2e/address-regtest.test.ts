@@ -108,6 +108,8 @@ describe('integrated addresses against a regtest wallet', () => {
 
     const { address } = await net.walletRpc('receiver', 'get_address', { account_index: 0 });
     expect(address).toBe(net.receiverAddress);
+    // The reopened wallet catches up on its own schedule; ask it to now.
+    await net.refresh('receiver');
     const found = (await incoming()).in?.find((t) => t.txid === txid);
     expect(found?.payment_id).toBe(bytesToHex(pid));
   }, 120_000);
