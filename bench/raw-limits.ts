@@ -2,7 +2,11 @@ import { createHash, generateKeyPairSync, randomBytes, sign, verify } from 'node
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
+import { randomId } from '../src/ids.js';
+import { InvoiceStore } from '../src/invoices/invoice-store.js';
+import { MerchantStore } from '../src/merchants/merchant-store.js';
 import { openDatabase } from '../src/storage/database.js';
+import { Outbox } from '../src/webhooks/outbox.js';
 
 /**
  * The raw rates scenarios are compared with, measured in this process on
@@ -91,6 +95,55 @@ function batchedClaims(db: Db, seconds: number): number {
     batch.immediate(Array.from({ length: CLAIM_BATCH }, () => randomBytes(16))),
   );
   return perBatch * CLAIM_BATCH;
+}
+
+/**
+ * New invoices per second that SQLite alone stores: the invoice row and
+ * its InvoiceCreated event through the service's own statements, `batch`
+ * invoices to a transaction (the merchant gate's size), with nothing
+ * around them: no HTTP, no signature, no address, no webhook attempt.
+ */
+export function measureInvoiceWrites(dir: string, seconds: number, batch: number): number {
+  const db = openDatabase(join(dir, 'raw-invoices.db'));
+  try {
+    const { publicKey } = generateKeyPairSync('ed25519');
+    const merchant = new MerchantStore(db).add(
+      {
+        name: 'raw',
+        public_key: publicKey.export({ format: 'jwk' }).x,
+        webhook_url: 'http://127.0.0.1:9/hook',
+      },
+      1,
+    );
+    const store = new InvoiceStore(db);
+    const outbox = new Outbox(db);
+    const write = db.transaction((count: number) => {
+      for (let i = 0; i < count; i++) {
+        const pid = randomBytes(8);
+        const id = randomId('inv');
+        store.insert({
+          id,
+          merchant_id: merchant.id,
+          order_id: randomBytes(8).toString('hex'),
+          idempotency_key: null,
+          pid_tag: createHash('sha256').update(pid).digest().subarray(0, 16),
+          payment_id: pid.toString('hex'),
+          address: '4'.repeat(106),
+          amount: 1_000_000_000_000n,
+          description: null,
+          metadata: '{}',
+          confirmations: 10,
+          created_at: 1,
+          expires_at: 3_601,
+          digest: 'd'.repeat(64),
+        });
+        outbox.enqueue({ merchantId: merchant.id, invoiceId: id, type: 'InvoiceCreated', metadata: {}, now: 1 });
+      }
+    });
+    return timed(seconds, () => write.immediate(batch)) * batch;
+  } finally {
+    db.close();
+  }
 }
 
 /** Raw Ed25519 verifications per second on this one thread, with a parsed KeyObject. */

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 
 import type { Harness } from '../harness.js';
 import { describeLoad, measureLoad } from '../http-measure.js';
-import { measureVerifyRate } from '../raw-limits.js';
+import { measureInvoiceWrites, measureVerifyRate } from '../raw-limits.js';
 import { errorsOf, makeRow, type Scenario } from '../scenario.js';
 import { startInvoiceService } from './invoice-service.js';
 
@@ -27,6 +27,8 @@ export const invoiceCreate: Scenario = {
           `x ${threads} (workers ${harness.options.workers}, cores ${cores})`,
       );
 
+      const floor = invoiceFloor(harness, limitValue);
+
       const load = await measureLoad(harness, service.server, {
         label: 'invoice-create',
         plan,
@@ -42,9 +44,31 @@ export const invoiceCreate: Scenario = {
         ratio: load.rps / limitValue,
         rssBytes: service.child.rssBytes(),
       });
-      return { row, details: { verifyPerThread: perThread, threads, workers: harness.options.workers, cores, load } };
+      return {
+        row,
+        details: { verifyPerThread: perThread, threads, workers: harness.options.workers, cores, floor, load },
+      };
     } finally {
       await service.child.stop();
     }
   },
 };
+
+/** Invoices in one group commit under a flood: the default merchant_requests_in_flight. */
+const GATE = 4;
+
+/**
+ * What storing an invoice costs SQLite alone, on the main thread where the
+ * one writer lives: next to the limit, the most of it the service could
+ * reach if nothing but the write were done there.
+ */
+function invoiceFloor(harness: Harness, limitValue: number) {
+  const writesPerS = measureInvoiceWrites(harness.dir('raw-invoices'), harness.options.quick ? 0.2 : 1, GATE);
+  const writeUs = 1e6 / writesPerS;
+  const bestRatio = writesPerS / limitValue;
+  harness.progress(
+    `  SQLite floor: ${writeUs.toFixed(0)} µs to store an invoice and its event, ` +
+      `${Math.round(writesPerS).toLocaleString('en-US')}/s on the writer thread; a ratio of at most ${bestRatio.toFixed(2)}`,
+  );
+  return { writeUs, writesPerS, bestRatio };
+}
