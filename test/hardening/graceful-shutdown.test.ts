@@ -2,16 +2,16 @@ import { existsSync, statSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { DATABASE_FILE } from '../../src/service.js';
 import {
   readDatabase,
   seedConfirmedPayment,
-  ServiceProcess,
-  type Settings,
+  type ServiceProcess,
+  serveRecordedWallet,
 } from '../support/crash-harness.js';
-import { makeRecording, RecordedWalletRpc } from '../support/recorded-wallet-rpc.js';
+import { makeRecording } from '../support/recorded-wallet-rpc.js';
 import { randomPid, tempDir, waitFor } from '../support/temp-service.js';
 
 /*
@@ -31,25 +31,12 @@ async function startBusyService(): Promise<Started> {
   const pid = randomPid();
   seedConfirmedPayment(dataDir, pid, AMOUNT);
   const recording = makeRecording({ seed: 3, blocks: 400, customers: 20, dustFloor: 1_000_000n });
-  const wallet = await RecordedWalletRpc.start(recording, {
-    startHeight: 10,
-    finalHeight: 100_000,
-    blocksPerTick: 20,
-    tickMs: 1_000,
-  });
-  onTestFinished(() => wallet.close());
-  const settings: Settings = {
+  const chain = { startHeight: 10, finalHeight: 100_000, blocksPerTick: 20, tickMs: 1_000 };
+  const { service } = await serveRecordedWallet(recording, chain, {
     data_dir: dataDir,
-    public_listen: '127.0.0.1:0',
-    internal_listen: '127.0.0.1:0',
-    wallet_rpc_url: wallet.url,
     min_payment_atomic: '1000000',
-    poll_interval_ms: 50,
-    workers: 1,
     bloom_expected_items: 10_000,
-  };
-  const service = await ServiceProcess.start({ settings });
-  onTestFinished(() => service.kill('SIGKILL'));
+  });
   // The monitor is writing: scans commit while the signal arrives.
   const file = join(dataDir, DATABASE_FILE);
   const recorded = () =>

@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { onTestFinished } from 'vitest';
 
-import { type Config, type ConfigInput, loadConfig } from '../../src/config/config.js';
+import type { Config, ConfigInput } from '../../src/config/config.js';
 import { DATABASE_FILE, Service } from '../../src/service.js';
 import { RECORDED_ADDRESS } from '../support/recorded-wallet-rpc.js';
 import { signRequest } from '../support/sign-request.js';
-import { closedPortUrl, silentLogger } from '../support/temp-service.js';
+import { silentLogger, tempConfig } from '../support/temp-service.js';
 
 /** A merchant registered through the internal admin route, with its signing key. */
 export type Merchant = {
@@ -61,22 +61,10 @@ export async function startMerchantService(
   const cleanup = options.cleanup ?? onTestFinished;
   const dir = mkdtempSync(join(tmpdir(), 'stronghold-hardening-'));
   cleanup(() => rmSync(dir, { recursive: true, force: true }));
-  const config = loadConfig({
-    env: {},
-    overrides: {
-      data_dir: join(dir, 'data'),
-      public_listen: '127.0.0.1:0',
-      internal_listen: '127.0.0.1:0',
-      wallet_rpc_url: await closedPortUrl(),
-      wallet_rpc_timeout_ms: 1_000,
-      poll_interval_ms: 50,
-      max_backoff_ms: 200,
-      log_level: 'silent',
-      bloom_expected_items: 1_000,
-      cache_max_entries: 100,
-      primary_address: RECORDED_ADDRESS,
-      ...options.overrides,
-    },
+  const config = await tempConfig({
+    data_dir: join(dir, 'data'),
+    primary_address: RECORDED_ADDRESS,
+    ...options.overrides,
   });
   options.seed?.(config.data_dir);
   const service = await Service.start(config, options.logger ?? silentLogger());

@@ -8,8 +8,14 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { DATABASE_FILE } from '../../src/service.js';
 import { openDatabase } from '../../src/storage/database.js';
 import { loadSecret } from '../../src/tickets/secrets.js';
-import { readDatabase, runCli, ServiceProcess, type Settings } from '../support/crash-harness.js';
-import { makeRecording, RecordedWalletRpc } from '../support/recorded-wallet-rpc.js';
+import {
+  readDatabase,
+  runCli,
+  ServiceProcess,
+  serveRecordedWallet,
+  type Settings,
+} from '../support/crash-harness.js';
+import { makeRecording } from '../support/recorded-wallet-rpc.js';
 import { closedPortUrl, tempDir, waitFor } from '../support/temp-service.js';
 
 /*
@@ -40,26 +46,16 @@ describe('stronghold backup', () => {
     const dataDir = join(tempDir(), 'data');
     const file = join(dataDir, DATABASE_FILE);
     seedHistory(dataDir);
-    const wallet = await RecordedWalletRpc.start(recording, {
-      startHeight: 20,
-      finalHeight: 1_510,
-      blocksPerTick: 30,
-      tickMs: 1_000,
-    });
-    onTestFinished(() => wallet.close());
+    const chain = { startHeight: 20, finalHeight: 1_510, blocksPerTick: 30, tickMs: 1_000 };
     const settings: Settings = {
       data_dir: dataDir,
       public_listen: '127.0.0.1:0',
       internal_listen: '127.0.0.1:0',
-      wallet_rpc_url: wallet.url,
       min_confirmations: 2,
       min_payment_atomic: DUST_FLOOR.toString(),
-      poll_interval_ms: 50,
-      workers: 1,
       bloom_expected_items: 100_000,
     };
-    const service = await ServiceProcess.start({ settings });
-    onTestFinished(() => service.kill('SIGKILL'));
+    const { service, wallet } = await serveRecordedWallet(recording, chain, settings);
     const traffic = new Traffic(service.publicUrl);
     await waitFor(
       'claims and scans',

@@ -14,11 +14,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import Database from 'better-sqlite3';
-import { afterAll } from 'vitest';
+import { afterAll, onTestFinished } from 'vitest';
 
 import { DATABASE_FILE } from '../../src/service.js';
 import { openDatabase } from '../../src/storage/database.js';
 import { loadSecret } from '../../src/tickets/secrets.js';
+import { type RecordedWalletOptions, RecordedWalletRpc, type Recording } from './recorded-wallet-rpc.js';
 
 /*
  * The compiled service as a child process, the way an operator runs it:
@@ -198,6 +199,32 @@ export class ServiceProcess {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
+}
+
+/**
+ * `stronghold serve` polling a recorded wallet whose chain grows as `chain`
+ * says, on ephemeral ports, one worker, polling every 50 ms unless
+ * `settings` say otherwise. Both stop when the test ends.
+ */
+export async function serveRecordedWallet(
+  recording: Recording,
+  chain: RecordedWalletOptions,
+  settings: Settings,
+): Promise<{ service: ServiceProcess; wallet: RecordedWalletRpc }> {
+  const wallet = await RecordedWalletRpc.start(recording, chain);
+  onTestFinished(() => wallet.close());
+  const service = await ServiceProcess.start({
+    settings: {
+      public_listen: '127.0.0.1:0',
+      internal_listen: '127.0.0.1:0',
+      poll_interval_ms: 50,
+      workers: 1,
+      ...settings,
+      wallet_rpc_url: wallet.url,
+    },
+  });
+  onTestFinished(() => service.kill('SIGKILL'));
+  return { service, wallet };
 }
 
 export type CliResult = { code: number | null; stdout: string; stderr: string };

@@ -88,13 +88,7 @@ export class FaultyWalletRpc {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const request = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-      id: number;
-      method: string;
-      params?: Record<string, unknown>;
-    };
+    const request = await readRpcCall(req);
     this.calls.push({ method: request.method, params: request.params ?? {} });
 
     switch (this.#fault) {
@@ -144,6 +138,16 @@ export class FaultyWalletRpc {
 }
 
 /** JSON.stringify that writes bigint values as bare integers, as the wallet does. */
+/** One JSON-RPC request as a wallet stand-in receives it. */
+export type RpcRequest = { id: number; method: string; params?: Record<string, unknown> };
+
+/** Reads a request's JSON-RPC body whole. */
+export async function readRpcCall(req: IncomingMessage): Promise<RpcRequest> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8')) as RpcRequest;
+}
+
 export function jsonWithBigInts(value: unknown): string {
   const marked = JSON.stringify(value, (_, v: unknown) =>
     typeof v === 'bigint' ? `__bigint__${v.toString()}` : v,

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-import { jsonWithBigInts } from './faulty-wallet-rpc.js';
+import { jsonWithBigInts, readRpcCall } from './faulty-wallet-rpc.js';
 
 /** One incoming transfer of the recording, in the fields get_transfers reports. */
 export type RecordedTransfer = {
@@ -170,13 +170,7 @@ export class RecordedWalletRpc {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const request = JSON.parse(Buffer.concat(chunks).toString('utf8')) as {
-      id: number;
-      method: string;
-      params?: Record<string, unknown>;
-    };
+    const request = await readRpcCall(req);
     const result = this.#result(request.method, request.params ?? {});
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(jsonWithBigInts({ jsonrpc: '2.0', id: request.id, result }));

@@ -62,7 +62,8 @@ export async function tempConfig(overrides: ConfigInput = {}): Promise<Config> {
   return loadConfig({
     env: {},
     overrides: {
-      data_dir: join(tempDir(), 'data'),
+      // Only made when not given: tempDir() must run inside a test.
+      data_dir: overrides.data_dir ?? join(tempDir(), 'data'),
       public_listen: '127.0.0.1:0',
       internal_listen: '127.0.0.1:0',
       wallet_rpc_url: await closedPortUrl(),
