@@ -13,11 +13,30 @@ export type BatchWriter<I, O> = (items: readonly I[]) => (O | ItemFailure)[];
 /** Most items one transaction commits. */
 const DEFAULT_MAX_BATCH = 256;
 
+/** Flushes waiting for a turn of the event loop, across every GroupCommit. */
+const turns: (() => void)[] = [];
+
+/**
+ * Runs `flush` in a later turn of the event loop, one flush per turn
+ * across all group commits (claims, invoices, webhook attempts), so that
+ * the sockets are read between any two commits.
+ */
+function takeTurn(flush: () => void): void {
+  turns.push(flush);
+  if (turns.length === 1) setImmediate(nextTurn);
+}
+
+function nextTurn(): void {
+  const flush = turns.shift()!;
+  if (turns.length > 0) setImmediate(nextTurn);
+  flush();
+}
+
 type Pending<I, O> = { item: I; resolve(value: O): void; reject(err: unknown): void };
 
 /**
  * Group commit. The cost of a small write transaction is mostly its
- * commit: random keys (payment id tags, token hashes, invoice ids) dirty a
+ * commit: random keys (payment id tags, invoice ids) dirty a
  * page of each unique index, and the commit writes every dirty page to the
  * WAL. Writes asked for in one turn of the event loop wait for the turn's
  * end (setImmediate, after the sockets read in that turn) and commit
@@ -48,7 +67,7 @@ export class GroupCommit<I, O> {
     });
     if (!this.#scheduled) {
       this.#scheduled = true;
-      setImmediate(() => this.#flush());
+      takeTurn(() => this.#flush());
     }
     return answer;
   }
@@ -60,7 +79,7 @@ export class GroupCommit<I, O> {
    */
   #flush(): void {
     const batch = this.#pending.splice(0, this.#maxBatch);
-    if (this.#pending.length > 0) setImmediate(() => this.#flush());
+    if (this.#pending.length > 0) takeTurn(() => this.#flush());
     else this.#scheduled = false;
     this.#commit(batch);
   }

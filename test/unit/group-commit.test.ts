@@ -107,6 +107,35 @@ describe('GroupCommit', () => {
     ]);
   });
 
+  it('commits one batch per turn of the event loop across all group commits, in order of asking', async () => {
+    // A counter that moves once per turn: each step waits for the next check phase.
+    let turn = 0;
+    const counting = (async () => {
+      for (let i = 0; i < 6; i++) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        turn++;
+      }
+    })();
+    const log: { batch: string; turn: number }[] = [];
+    const writer = (name: string) => (items: readonly number[]) => {
+      log.push({ batch: `${name}:${items.join(',')}`, turn });
+      return [...items];
+    };
+    const first = new GroupCommit(writer('first'), 2);
+    const second = new GroupCommit(writer('second'));
+
+    const answers = await Promise.all([
+      ...[1, 2, 3].map((n) => first.submit(n)),
+      ...[7, 8].map((n) => second.submit(n)),
+    ]);
+    await counting;
+
+    expect(answers).toEqual([1, 2, 3, 7, 8]);
+    expect(log.map((entry) => entry.batch)).toEqual(['first:1,2', 'second:7,8', 'first:3']);
+    // Never two commits between the same two reads of the sockets.
+    expect(new Set(log.map((entry) => entry.turn)).size).toBe(3);
+  });
+
   it('refuses a maxBatch that is not a positive integer', () => {
     const write = (items: readonly number[]) => [...items];
     expect(() => new GroupCommit(write, 0)).toThrow(RangeError);
