@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 
+import { DEFAULTS } from '../../src/config/config.js';
 import type { Harness } from '../harness.js';
 import { describeLoad, measureLoad } from '../http-measure.js';
 import { measureInvoiceWrites, measureVerifyRate } from '../raw-limits.js';
@@ -54,8 +55,8 @@ export const invoiceCreate: Scenario = {
   },
 };
 
-/** Invoices in one group commit under a flood: the default merchant_requests_in_flight. */
-const GATE = 4;
+/** Invoices in one group commit under a flood: as many as the merchant gate lets in. */
+const GATE = DEFAULTS.merchant_requests_in_flight;
 
 /**
  * What storing an invoice costs SQLite alone, on the main thread where the

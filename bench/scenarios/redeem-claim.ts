@@ -63,7 +63,7 @@ export const redeemClaim: Scenario = {
 
 /**
  * What SQLite alone spends on one claim here: a payment lookup, and an
- * insert into the tickets table's two random-key unique indexes inside a
+ * insert into the tickets table and its random-key unique index inside a
  * batch as large as the group commit's. Next to bare hono's CPU per
  * request it bounds the ratio this scenario can reach on this machine:
  * hono's cost plus the floor cannot be under hono's cost over the ratio.

@@ -1,27 +1,17 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 
-import { openDatabase } from '../../src/storage/database.js';
+import { migrate, openDatabase } from '../../src/storage/database.js';
 import { tempDir } from '../support/temp-service.js';
 
 /** A database built by migrations 1 to `version` only, as an older release left it. */
 function databaseAt(version: number): { file: string; db: Database.Database } {
   const file = join(tempDir(), 'old.db');
   const db = new Database(file);
-  const parts = readSchema().split(/^-- migration: (\d+)\s*$/m);
-  for (let i = 1; i < parts.length; i += 2) {
-    if (Number(parts[i]) > version) break;
-    db.exec(parts[i + 1]!);
-    db.pragma(`user_version = ${parts[i]}`);
-  }
+  migrate(db, version);
   return { file, db };
-}
-
-function readSchema(): string {
-  return readFileSync(new URL('../../schema.sql', import.meta.url), 'utf8');
 }
 
 describe('schema migrations', () => {
