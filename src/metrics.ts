@@ -1,4 +1,11 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  Counter,
+  type CounterConfiguration,
+  Gauge,
+  type LabelValues,
+  Registry,
+  collectDefaultMetrics,
+} from 'prom-client';
 
 import type { MonitorCounters } from './monitor/monitor.js';
 import type { TicketCounters } from './tickets/ticket-service.js';
@@ -9,19 +16,19 @@ import type { TicketCounters } from './tickets/ticket-service.js';
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests = new Counter({
+  readonly requests = new TalliedCounter({
     name: 'stronghold_http_requests_total',
     help: 'HTTP requests by listener, route and outcome',
     labelNames: ['listener', 'route', 'status'] as const,
     registers: [this.registry],
   });
-  readonly bloom = new Counter({
+  readonly bloom = new TalliedCounter({
     name: 'stronghold_bloom_answers_total',
     help: 'Redeems answered by the Bloom filter (miss) or that passed it without a payment (false_positive)',
     labelNames: ['answer'] as const,
     registers: [this.registry],
   });
-  readonly cacheHits = new Counter({
+  readonly cacheHits = new TalliedCounter({
     name: 'stronghold_cache_hits_total',
     help: 'Answers served from the positive caches',
     labelNames: ['cache'] as const,
@@ -66,10 +73,13 @@ export class Metrics {
   }
 
   ticketCounters(): TicketCounters {
+    const miss = this.bloom.tally({ answer: 'miss' });
+    const falsePositive = this.bloom.tally({ answer: 'false_positive' });
+    const hits = { redeem: this.cacheHits.tally({ cache: 'redeem' }), token: this.cacheHits.tally({ cache: 'token' }) };
     return {
-      bloomMiss: () => this.bloom.inc({ answer: 'miss' }),
-      bloomFalsePositive: () => this.bloom.inc({ answer: 'false_positive' }),
-      cacheHit: (kind) => this.cacheHits.inc({ cache: kind }),
+      bloomMiss: () => miss.count++,
+      bloomFalsePositive: () => falsePositive.count++,
+      cacheHit: (kind) => hits[kind].count++,
     };
   }
 
@@ -82,5 +92,44 @@ export class Metrics {
       ingested: (result, count) => this.ingested.inc({ result }, count),
       rpcError: (code) => this.rpcErrors.inc({ code }),
     };
+  }
+}
+
+/** Events of one label set, counted since the counter was last read. */
+export type Tally = { count: number };
+
+/**
+ * A labelled counter for what happens on every request. prom-client hashes
+ * the label values on each `inc`, which measured about 0.4 µs of a 25 µs
+ * redeem; here a label set's events are added to a plain number and handed
+ * to the counter when it is read (a scrape, or `get()`).
+ */
+export class TalliedCounter<L extends string> {
+  readonly counter: Counter<L>;
+  readonly #tallies: { labels: Partial<LabelValues<L>>; tally: Tally }[] = [];
+
+  constructor(config: CounterConfiguration<L>) {
+    const tallies = this.#tallies;
+    this.counter = new Counter({
+      ...config,
+      collect() {
+        for (const { labels, tally } of tallies) {
+          // Zero still adds the label set, so a route shows before it is used.
+          this.inc(labels, tally.count);
+          tally.count = 0;
+        }
+      },
+    });
+  }
+
+  /** A new tally for one label set; every tally is added in when the counter is read. */
+  tally(labels: Partial<LabelValues<L>>): Tally {
+    const tally = { count: 0 };
+    this.#tallies.push({ labels, tally });
+    return tally;
+  }
+
+  get(): ReturnType<Counter<L>['get']> {
+    return this.counter.get();
   }
 }

@@ -2,7 +2,7 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Logger } from 'pino';
 
-import type { Metrics } from '../metrics.js';
+import type { Metrics, Tally } from '../metrics.js';
 import { errorBody, errorResponse, statusOf } from './errors.js';
 
 export type BaseAppOptions = {
@@ -73,23 +73,25 @@ function front(options: BaseAppOptions): MiddlewareHandler {
 }
 
 /**
- * Counts an answered request by listener, route pattern and status. The
- * labelled counters are kept per route and status: prom-client would
- * otherwise hash the label object on every request.
+ * Counts an answered request by listener, route pattern and status, in a
+ * tally per route and status (see TalliedCounter).
  */
 function requestCounter(options: BaseAppOptions): (c: Context, status?: number) => void {
   const { listener, metrics } = options;
-  const counters = new Map<string, { inc(): void }>();
+  const tallies = new Map<string, Map<number, Tally>>();
   return (c, answered = c.res.status) => {
     const path = c.req.routePath;
-    const route = path === '/*' || path === '*' ? 'unmatched' : path;
-    const status = String(answered);
-    const key = `${route} ${status}`;
-    let counter = counters.get(key);
-    if (counter === undefined) {
-      counter = metrics.requests.labels(listener, route, status);
-      counters.set(key, counter);
+    let byStatus = tallies.get(path);
+    if (byStatus === undefined) {
+      byStatus = new Map();
+      tallies.set(path, byStatus);
     }
-    counter.inc();
+    let tally = byStatus.get(answered);
+    if (tally === undefined) {
+      const route = path === '/*' || path === '*' ? 'unmatched' : path;
+      tally = metrics.requests.tally({ listener, route, status: String(answered) });
+      byStatus.set(answered, tally);
+    }
+    tally.count++;
   };
 }

@@ -4,8 +4,6 @@ import { dirname } from 'node:path';
 
 import { KeyedHash } from './keyed-hash.js';
 
-/** Payment ids are 8 bytes; the keyed hashes are sized for them. */
-const PID_BYTES = 8;
 /** A payment id's tag, and the first half of its token. */
 const TAG_BYTES = 16;
 /** The token's second half. */
@@ -24,8 +22,8 @@ export class Secrets {
     if (master.length < 32) throw new RangeError('secret must be at least 32 bytes');
     const pidKey = createHmac('sha256', master).update('stronghold pid tag v1').digest();
     const tokenKey = createHmac('sha256', master).update('stronghold token v2').digest();
-    this.#pidKey = new KeyedHash(pidKey, PID_BYTES);
-    this.#tokenKey = new KeyedHash(tokenKey, PID_BYTES);
+    this.#pidKey = new KeyedHash(pidKey);
+    this.#tokenKey = new KeyedHash(tokenKey);
   }
 
   /** The 16-byte tag under which a payment id is stored and indexed. */
