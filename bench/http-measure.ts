@@ -37,24 +37,38 @@ export type LoadSpec = Omit<LoadJob, 'url' | 'durationS' | 'connections'> & {
 
 /** Warms the server up, then measures; both runs drive it the same way. */
 export async function measureLoad(harness: Harness, server: Server, spec: LoadSpec): Promise<LoadResult> {
+  await warmUp(harness, server, spec);
+  return measureOnce(harness, server, spec);
+}
+
+/** The warm-up measureLoad gives a server before it measures; none in --quick. */
+export async function warmUp(harness: Harness, server: Server, spec: LoadSpec): Promise<void> {
   const { options } = harness;
-  const { warmupPlan, warmupAmount, ...rest } = spec;
-  const job: LoadJob = {
-    ...rest,
-    url: server.url,
-    connections: spec.connections ?? options.connections,
-    durationS: spec.durationS ?? options.durationS,
-  };
-  const warmup = { ...job, label: `${spec.label} warm-up`, plan: warmupPlan ?? job.plan };
+  const job = jobOf(harness, server, spec);
+  const warmup = { ...job, label: `${spec.label} warm-up`, plan: spec.warmupPlan ?? job.plan };
   if (options.warmupS === 0) {
     // --quick: no warm-up of any kind.
-  } else if (warmupAmount !== undefined) {
+  } else if (spec.warmupAmount !== undefined) {
     // autocannon spreads an amount over the connections and needs one each.
-    await harness.drive({ ...warmup, amount: Math.max(warmupAmount, job.connections) });
+    await harness.drive({ ...warmup, amount: Math.max(spec.warmupAmount, job.connections) });
   } else if (!job.amount) {
     await harness.drive({ ...warmup, durationS: options.warmupS });
   }
-  return harness.drive(job, server.child);
+}
+
+/** One measured run, without a warm-up. */
+export function measureOnce(harness: Harness, server: Server, spec: LoadSpec): Promise<LoadResult> {
+  return harness.drive(jobOf(harness, server, spec), server.child);
+}
+
+function jobOf(harness: Harness, server: Server, spec: LoadSpec): LoadJob {
+  const { warmupPlan: _plan, warmupAmount: _amount, ...rest } = spec;
+  return {
+    ...rest,
+    url: server.url,
+    connections: spec.connections ?? harness.options.connections,
+    durationS: spec.durationS ?? harness.options.durationS,
+  };
 }
 
 /** Where a load run goes: a server child and its origin. */
