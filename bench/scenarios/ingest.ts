@@ -1,9 +1,11 @@
 import { performance } from 'node:perf_hooks';
 
+import { quoteAmounts } from '../../src/monitor/wallet-rpc-client.js';
+
 import type { Harness, ServiceProcess } from '../harness.js';
 import { benchPrimaryAddress } from '../merchant.js';
 import { measureSqlite, type SqliteRates } from '../raw-limits.js';
-import { RecordedWalletRpc, recordAnswer } from '../recorded-wallet-rpc.js';
+import { type RecordedAnswer, RecordedWalletRpc, recordAnswer } from '../recorded-wallet-rpc.js';
 import { makeRow, type Scenario, type ScenarioOutcome, type Target } from '../scenario.js';
 
 const TARGET: Target = { op: '>=', value: 0.5 };
@@ -25,6 +27,13 @@ export const ingest: Scenario = {
     harness.progress(`  limit: raw ${describeRates(sqlite)}`);
 
     const answer = recordAnswer(count, benchPrimaryAddress());
+    const reading = measureReading(answer, harness.options.quick ? 1 : 3);
+    const bound = readingBound(count, reading, sqlite);
+    harness.progress(
+      `  floor: reading the wallet's answer (${(reading.bytes / 1e6).toFixed(0)} MB: quoting amounts, JSON.parse) ` +
+        `${reading.seconds.toFixed(2)} s; with the raw insert's ${bound.insertS.toFixed(2)} s, ` +
+        `one thread needs ${(reading.seconds + bound.insertS).toFixed(2)} s: a ratio of at most ${bound.ratio.toFixed(2)}`,
+    );
     const rpc = await RecordedWalletRpc.start(answer);
     try {
       const service = await harness.startService('ingest', {
@@ -35,7 +44,8 @@ export const ingest: Scenario = {
       });
       try {
         const done = await waitForScan(service.internalUrl, answer.height, 600_000);
-        return outcomeOf(harness, service, { count, seen: done.seen, seconds: (done.at - service.startedAt) / 1000 }, sqlite);
+        const ingested = { count, seen: done.seen, seconds: (done.at - service.startedAt) / 1000 };
+        return outcomeOf(harness, service, ingested, sqlite, { reading, bound });
       } finally {
         await service.child.stop();
       }
@@ -50,6 +60,7 @@ function outcomeOf(
   service: ServiceProcess,
   ingested: { count: number; seen: number; seconds: number },
   sqlite: SqliteRates,
+  floor: { reading: Reading; bound: { insertS: number; ratio: number } },
 ): ScenarioOutcome {
   const { count, seen, seconds } = ingested;
   const rowsPerS = count / seconds;
@@ -66,7 +77,36 @@ function outcomeOf(
     ratio: rowsPerS / sqlite.batchedInsertRowsPerS,
     rssBytes: service.child.rssBytes(),
   });
-  return { row, details: { transfers: count, seconds, startMs: service.startMs, seen, sqlite } };
+  return { row, details: { transfers: count, seconds, startMs: service.startMs, seen, sqlite, floor } };
+}
+
+/** What reading the wallet's answer costs before anything is checked or stored. */
+type Reading = { bytes: number; seconds: number };
+
+/**
+ * The fastest of `runs` readings of the answer the recorded wallet serves,
+ * the way the wallet client reads it: amounts quoted (they may exceed 2⁵³),
+ * then JSON.parse. Whatever thread does it, every transfer has to be read
+ * before it can be stored.
+ */
+function measureReading(answer: RecordedAnswer, runs: number): Reading {
+  const text = `{"id":0,"jsonrpc":"2.0","result":${JSON.stringify({ in: answer.transfers })}}`;
+  let best = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const started = performance.now();
+    JSON.parse(quoteAmounts(text));
+    best = Math.min(best, (performance.now() - started) / 1000);
+  }
+  return { bytes: Buffer.byteLength(text), seconds: best };
+}
+
+/**
+ * The ratio a scan on one thread could reach if checking, tagging and the
+ * payment policy were free: reading the answer, then the raw insert.
+ */
+function readingBound(count: number, reading: Reading, sqlite: SqliteRates) {
+  const insertS = count / sqlite.batchedInsertRowsPerS;
+  return { insertS, ratio: insertS / (reading.seconds + insertS) };
 }
 
 function describeRates(sqlite: SqliteRates): string {
