@@ -75,7 +75,10 @@ export class Metrics {
   ticketCounters(): TicketCounters {
     const miss = this.bloom.tally({ answer: 'miss' });
     const falsePositive = this.bloom.tally({ answer: 'false_positive' });
-    const hits = { redeem: this.cacheHits.tally({ cache: 'redeem' }), token: this.cacheHits.tally({ cache: 'token' }) };
+    const hits = {
+      redeem: this.cacheHits.tally({ cache: 'redeem' }),
+      token: this.cacheHits.tally({ cache: 'token' }),
+    };
     return {
       bloomMiss: () => miss.count++,
       bloomFalsePositive: () => falsePositive.count++,

@@ -58,10 +58,16 @@ export async function compareWithBareHono(
     expectStatus: [answer.status],
     ...warmupAmount,
   };
-  const serviceSpec = { label: spec.name, plan: spec.plan, expectStatus: spec.expectStatus, ...warmupAmount };
+  const serviceSpec = {
+    label: spec.name,
+    plan: spec.plan,
+    expectStatus: spec.expectStatus,
+    ...warmupAmount,
+  };
   const rounds: Round[] = [];
   try {
-    harness.progress(`  limit: bare hono ${spec.route.method} ${spec.route.path} answering ${answer.status}`);
+    const { method, path } = spec.route;
+    harness.progress(`  limit: bare hono ${method} ${path} answering ${answer.status}`);
     await warmUp(harness, limitServer, limitSpec);
     await warmUp(harness, service.server, serviceSpec);
     const count = harness.options.quick ? 1 : ROUNDS;

@@ -29,10 +29,12 @@ export const ingest: Scenario = {
     const answer = recordAnswer(count, benchPrimaryAddress());
     const reading = measureReading(answer, harness.options.quick ? 1 : 3);
     const bound = readingBound(count, reading, sqlite);
+    const megabytes = (reading.bytes / 1e6).toFixed(0);
+    const oneThreadS = (reading.seconds + bound.insertS).toFixed(2);
     harness.progress(
-      `  floor: reading the wallet's answer (${(reading.bytes / 1e6).toFixed(0)} MB: quoting amounts, JSON.parse) ` +
+      `  floor: reading the wallet's answer (${megabytes} MB: quoting amounts, JSON.parse) ` +
         `${reading.seconds.toFixed(2)} s; with the raw insert's ${bound.insertS.toFixed(2)} s, ` +
-        `one thread needs ${(reading.seconds + bound.insertS).toFixed(2)} s: a ratio of at most ${bound.ratio.toFixed(2)}`,
+        `one thread needs ${oneThreadS} s: a ratio of at most ${bound.ratio.toFixed(2)}`,
     );
     const rpc = await RecordedWalletRpc.start(answer);
     try {
@@ -77,7 +79,8 @@ function outcomeOf(
     ratio: rowsPerS / sqlite.batchedInsertRowsPerS,
     rssBytes: service.child.rssBytes(),
   });
-  return { row, details: { transfers: count, seconds, startMs: service.startMs, seen, sqlite, floor } };
+  const details = { transfers: count, seconds, startMs: service.startMs, seen, sqlite, floor };
+  return { row, details };
 }
 
 /** What reading the wallet's answer costs before anything is checked or stored. */

@@ -7,6 +7,9 @@ const DIGEST_BYTES = 32;
 /** The longest message that fits one block with SHA-256's padding (0x80 and a 64-bit length). */
 const ONE_BLOCK_INPUT = BLOCK_BYTES - 9;
 
+/** SHA-256's eight working words. */
+type State = readonly [number, number, number, number, number, number, number, number];
+
 /**
  * HMAC-SHA256 (RFC 2104) under one fixed key, for the short inputs of the
  * request path. The key's inner and outer pad blocks are compressed once,
@@ -22,8 +25,8 @@ const ONE_BLOCK_INPUT = BLOCK_BYTES - 9;
 export class KeyedHash {
   readonly #key: Buffer;
   readonly #engine = new Compressor();
-  readonly #inner: number[];
-  readonly #outer: number[];
+  readonly #inner: State;
+  readonly #outer: State;
   readonly #block = new Uint8Array(BLOCK_BYTES);
   readonly #view = new DataView(this.#block.buffer);
 
@@ -42,7 +45,9 @@ export class KeyedHash {
 
   /** The 32-byte MAC of `input`, in a buffer of its own. */
   digest(input: Uint8Array): Buffer {
-    if (input.length > ONE_BLOCK_INPUT) return createHmac('sha256', this.#key).update(input).digest();
+    if (input.length > ONE_BLOCK_INPUT) {
+      return createHmac('sha256', this.#key).update(input).digest();
+    }
     const block = this.#block;
     const view = this.#view;
     const mac = Buffer.allocUnsafe(DIGEST_BYTES);
@@ -73,13 +78,14 @@ export class KeyedHash {
  */
 class Compressor extends _SHA256 {
   /** The state a new hash starts from. */
-  state(): number[] {
+  state(): State {
     return this.get();
   }
 
   /** The state after compressing one 64-byte block into `state`. */
-  compress(state: readonly number[], block: DataView): number[] {
-    this.set(state[0]!, state[1]!, state[2]!, state[3]!, state[4]!, state[5]!, state[6]!, state[7]!);
+  compress(state: State, block: DataView): State {
+    const [a, b, c, d, e, f, g, h] = state;
+    this.set(a, b, c, d, e, f, g, h);
     this.process(block, 0);
     // The message schedule is scratch that would otherwise keep the block.
     this.roundClean();
