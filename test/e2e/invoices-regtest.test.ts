@@ -223,8 +223,9 @@ describe('invoice lifecycle on a regtest chain', () => {
     const cli = join(process.cwd(), 'dist/src/cli.js');
     const publicKey = keys.publicKey.export({ format: 'jwk' }).x!;
     const added = JSON.parse(
-      execFileSync('node', [cli, 'merchant', 'add', '--name', 'killed', '--public-key', publicKey,
-        '--webhook-url', down.url(), '--webhook-secret', secret], { env }).toString(),
+      // The =V forms: a random key or secret starts with a dash one time in 64.
+      execFileSync('node', [cli, 'merchant', 'add', '--name', 'killed', `--public-key=${publicKey}`,
+        '--webhook-url', down.url(), `--webhook-secret=${secret}`], { env }).toString(),
     ) as { key_id: string };
 
     const start = () => spawn('node', [cli, 'serve'], { env, stdio: 'ignore' });
