@@ -57,7 +57,9 @@ export function recordAnswer(count: number, address: string): RecordedAnswer {
 export class RecordedWalletRpc {
   readonly #server: Server;
   readonly #answer: RecordedAnswer;
-  /** Serialized `get_transfers` results by height range: the first scan asks for all of it. */
+  /** Each transfer serialized, in height order, so that a range's answer is a join. */
+  readonly #pieces: string[];
+  /** Serialized `get_transfers` results by height range, kept for the next service. */
   readonly #results = new Map<string, string>();
 
   private constructor(answer: RecordedAnswer) {
@@ -66,9 +68,9 @@ export class RecordedWalletRpc {
     // Longer than the monitor's poll interval, so that a kept-alive
     // connection is never closed just as the monitor reuses it.
     this.#server.keepAliveTimeout = 60_000;
-    // Serialize the full answer before the service asks, so the scenario
-    // times the service and not this server.
-    this.#transfersResult(0, answer.height);
+    // Serialized before the service asks, so the scenario times the
+    // service and not this server.
+    this.#pieces = answer.transfers.map((t) => JSON.stringify(t));
   }
 
   static async start(answer: RecordedAnswer): Promise<RecordedWalletRpc> {
@@ -121,10 +123,24 @@ export class RecordedWalletRpc {
     const key = `${min}:${Math.min(max, this.#answer.height)}`;
     let text = this.#results.get(key);
     if (text === undefined) {
-      const incoming = this.#answer.transfers.filter((t) => (t.height as number) > min && (t.height as number) <= max);
-      text = JSON.stringify(incoming.length > 0 ? { in: incoming } : {});
+      const first = this.#firstAbove(min);
+      const end = this.#firstAbove(max);
+      text = end > first ? `{"in":[${this.#pieces.slice(first, end).join(',')}]}` : '{}';
       this.#results.set(key, text);
     }
     return text;
+  }
+
+  /** The index of the first transfer above `height`; transfers are in height order. */
+  #firstAbove(height: number): number {
+    const { transfers } = this.#answer;
+    let low = 0;
+    let high = transfers.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((transfers[middle]!.height as number) > height) high = middle;
+      else low = middle + 1;
+    }
+    return low;
   }
 }

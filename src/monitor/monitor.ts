@@ -1,11 +1,15 @@
 import type { Logger } from 'pino';
 
-import type { PaymentEvent, PaymentStore, Transfer } from '../storage/payment-store.js';
+import type { PaymentEvent, PaymentStore, Scan, Transfer } from '../storage/payment-store.js';
 import { parseTransfer } from './transfer-parser.js';
 import type { WalletRpcClient } from './wallet-rpc-client.js';
 
 /** Above any real chain; get_transfers needs some max_height with filter_by_height. */
 const UNBOUNDED_HEIGHT = 2 ** 31 - 1;
+/** Transfers a backlog range should hold: one transaction's worth, a few tens of ms. */
+const RANGE_TRANSFERS = 4_000;
+/** How far one range's size may move from the previous one's. */
+const RANGE_GROWTH = 8;
 
 export type MonitorCounters = {
   scanned(height: number, walletHeight: number): void;
@@ -21,6 +25,12 @@ export type MonitorOptions = {
   startHeight: number;
   /** Blocks below the cursor scanned again to see transfers a reorg brought in. */
   reorgWindow: number;
+  /**
+   * Blocks a scan reads in one transaction when more lie between its start
+   * and the wallet height (default 100); adapted from range to range so
+   * that each holds about RANGE_TRANSFERS transfers.
+   */
+  rangeBlocks?: number;
   pollIntervalMs: number;
   maxBackoffMs: number;
   onEvents(events: PaymentEvent[]): void;
@@ -33,7 +43,9 @@ export type MonitorOptions = {
  * wallet height, then every transfer above the scan start, and applies the
  * result in one transaction; on failure it backs off exponentially and
  * starts again from the stored cursor, so an outage or restart misses
- * nothing.
+ * nothing. A backlog (a first start, an outage) is read in height ranges,
+ * each applied in its own transaction with the cursor at its top, so that
+ * no single transaction holds the event loop for long.
  */
 export class Monitor {
   readonly #options: MonitorOptions;
@@ -45,9 +57,15 @@ export class Monitor {
   #timer: NodeJS.Timeout | undefined;
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
+  readonly #rangeBlocks: number;
 
   constructor(options: MonitorOptions) {
+    const rangeBlocks = options.rangeBlocks ?? 100;
+    if (!Number.isSafeInteger(rangeBlocks) || rangeBlocks < 1) {
+      throw new RangeError('rangeBlocks must be a whole number of blocks, at least 1');
+    }
     this.#options = options;
+    this.#rangeBlocks = rangeBlocks;
     this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
   }
 
@@ -92,20 +110,50 @@ export class Monitor {
    */
   async pollOnce(): Promise<PaymentEvent[]> {
     const { rpc, payments, startHeight, reorgWindow } = this.#options;
-    const from = payments.scanFrom(startHeight, reorgWindow);
-    const before = await rpc.getHeight();
+    let from = payments.scanFrom(startHeight, reorgWindow);
+    let before = await rpc.getHeight();
+    let blocks = this.#rangeBlocks;
+    const events: PaymentEvent[] = [];
+
+    // A backlog: bounded ranges without the pool, while more than one range is left.
+    while (before - from > blocks) {
+      const to = from + blocks;
+      const raw = await rpc.incomingTransfers(from, to, false);
+      const after = await rpc.getHeight();
+      // A wallet that fell below the range (a reset, a rescan) is read whole below.
+      if (after < to) break;
+      const transfers = this.#parse(raw, to);
+      this.#apply({ transfers, walletHeight: Math.min(before, after), from, to }, events);
+      blocks = nextRange(blocks, transfers.length);
+      from = to;
+      before = after;
+    }
+
     const raw = await rpc.incomingTransfers(from, UNBOUNDED_HEIGHT);
     const after = await rpc.getHeight();
-    const walletHeight = Math.min(before, after);
     const transfers = this.#parse(raw, Math.max(before, after));
-
-    const events = payments.apply({ transfers, walletHeight, from, now: this.#now() });
-    this.#walletHeight = walletHeight;
+    this.#apply({ transfers, walletHeight: Math.min(before, after), from }, events);
     this.#lastSuccessAt = Date.now();
-    this.#count(events, walletHeight);
-    this.#options.onEvents(events);
     return events;
   }
+
+  /**
+   * Applies one scan or range and tells the caches, a transaction per
+   * chunk of heights: a range can hold far more transfers than its size
+   * foretold (the first blocks with payments after a long empty stretch).
+   * The events are added to `events` one by one: spread into push(), a
+   * backlog's hundred thousand would overflow the stack.
+   */
+  #apply(scan: RangeScan, events: PaymentEvent[]): void {
+    for (const chunk of heightChunks(scan, RANGE_TRANSFERS)) {
+      const applied = this.#options.payments.apply({ ...chunk, now: this.#now() });
+      this.#walletHeight = chunk.walletHeight;
+      this.#count(applied, chunk.walletHeight);
+      this.#options.onEvents(applied);
+      for (const event of applied) events.push(event);
+    }
+  }
+
 
   #parse(raw: Record<string, unknown>[], walletHeight: number): Transfer[] {
     const transfers: Transfer[] = [];
@@ -176,4 +224,47 @@ export class Monitor {
       this.#timer = setTimeout(resolve, ms);
     });
   }
+}
+
+type RangeScan = Omit<Scan, 'now'>;
+
+/**
+ * Splits a scan of many transfers into consecutive ranges of whole heights
+ * holding at least `size` transfers each; the last keeps the scan's own top
+ * and the pool. A scan of up to twice `size` stays whole.
+ */
+export function heightChunks(scan: RangeScan, size: number): RangeScan[] {
+  if (scan.transfers.length <= 2 * size) return [scan];
+  const mined = scan.transfers.filter((t) => t.height > 0);
+  const pool = scan.transfers.filter((t) => t.height === 0);
+  if (!isByHeight(mined)) mined.sort((a, b) => a.height - b.height);
+
+  const chunks: RangeScan[] = [];
+  let start = 0;
+  let from = scan.from;
+  for (let end = size; end < mined.length - size; end++) {
+    if (mined[end]!.height === mined[end - 1]!.height) continue;
+    const to = mined[end - 1]!.height;
+    chunks.push({ transfers: mined.slice(start, end), walletHeight: scan.walletHeight, from, to });
+    start = end;
+    from = to;
+    end += size - 1;
+  }
+  const rest = mined.slice(start).concat(pool);
+  chunks.push({ ...scan, transfers: rest, from });
+  return chunks;
+}
+
+function isByHeight(transfers: Transfer[]): boolean {
+  for (let i = 1; i < transfers.length; i++) {
+    if (transfers[i]!.height < transfers[i - 1]!.height) return false;
+  }
+  return true;
+}
+
+/** The next range's size in blocks, from how many transfers the last one's held. */
+export function nextRange(blocks: number, transfers: number): number {
+  const wanted = transfers === 0 ? blocks * RANGE_GROWTH : (blocks * RANGE_TRANSFERS) / transfers;
+  const bounded = Math.min(blocks * RANGE_GROWTH, Math.max(blocks / RANGE_GROWTH, wanted));
+  return Math.max(1, Math.round(bounded));
 }

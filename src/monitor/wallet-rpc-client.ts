@@ -127,11 +127,11 @@ export class WalletRpcClient {
     return result.address;
   }
 
-  /** Incoming and pool transfers with heights in (minHeight, maxHeight]. */
-  async incomingTransfers(minHeight: number, maxHeight: number): Promise<RawTransfer[]> {
+  /** Incoming transfers with heights in (minHeight, maxHeight], and the pool's if asked. */
+  async incomingTransfers(minHeight: number, maxHeight: number, pool = true): Promise<RawTransfer[]> {
     const result = await this.call('get_transfers', {
       in: true,
-      pool: true,
+      pool,
       filter_by_height: true,
       min_height: minHeight,
       max_height: maxHeight,

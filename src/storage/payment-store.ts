@@ -39,8 +39,14 @@ export type PaymentEvent = {
 export type Scan = {
   transfers: Transfer[];
   walletHeight: number;
-  /** Heights above this (and the pool) were scanned in full. */
+  /** Heights above this were scanned in full, up to `to`. */
   from: number;
+  /**
+   * The top of a range that a backlog scan reads in a transaction of its
+   * own, without the pool. Absent: every height above `from` and the pool
+   * were read, and the cursor moves to the wallet height.
+   */
+  to?: number;
   now: number;
 };
 
@@ -170,6 +176,7 @@ export class PaymentStore {
     }
     for (const row of this.#pending.all() as Record<string, unknown>[]) {
       const payment = toRow(row);
+      if (!coveredBy(scan, payment.height)) continue;
       const key = keyOf(payment.txid, payment.subaddr_major, payment.subaddr_minor);
       const inWindow = payment.height === 0 || payment.height > scan.from;
       if (inWindow && !seen.has(key)) {
@@ -178,9 +185,10 @@ export class PaymentStore {
         events.push({ kind: 'confirmed', payment: this.#changeState(payment, 'confirmed', scan.now) });
       }
     }
-    events.push(...confirmedOnArrival);
+    // One by one: spread into push(), a large backlog would overflow the stack.
+    for (const event of confirmedOnArrival) events.push(event);
 
-    this.#setMeta.run(CURSOR_KEY, String(scan.walletHeight));
+    this.#setMeta.run(CURSOR_KEY, String(scan.to ?? scan.walletHeight));
     this.#policy.onApplied?.(events, scan);
     return events;
   }
@@ -301,6 +309,16 @@ export function isFinal(
 
 export function confirmationsOf(height: number, walletHeight: number): number {
   return height > 0 ? Math.max(0, walletHeight - height) : 0;
+}
+
+/**
+ * Whether a scan may orphan or confirm a pending payment at this height. A
+ * range scan has not read the pool nor the heights above its range, so it
+ * cannot tell whether those payments are still there or contested: the
+ * range that reads them decides.
+ */
+function coveredBy(scan: Scan, height: number): boolean {
+  return scan.to === undefined || (height > 0 && height <= scan.to);
 }
 
 function keyOf(txid: string, major: number, minor: number): string {

@@ -305,6 +305,9 @@ function freshMonitor(): { db: Db; payments: PaymentStore; monitor: Monitor } {
     logger: silentLogger(),
     startHeight: 0,
     reorgWindow: REQUIRED + 2,
+    // One range per poll: this wallet answers every get_transfers with the
+    // same list, whatever heights were asked for.
+    rangeBlocks: Number.MAX_SAFE_INTEGER,
     pollIntervalMs: 50,
     maxBackoffMs: 100,
     onEvents: () => undefined,

@@ -130,7 +130,7 @@ export class FaultyWalletRpc {
       if (wallet.afterTransfers) this.#wallet = wallet.afterTransfers;
       return {
         in: inRange.map((t) => ({ type: 'in', ...t })),
-        pool: (wallet.pool ?? []).map((t) => ({ type: 'pool', ...t })),
+        pool: params.pool === false ? [] : (wallet.pool ?? []).map((t) => ({ type: 'pool', ...t })),
       };
     }
     return {};

@@ -3,10 +3,10 @@ import { join } from 'node:path';
 
 import { describe, expect, it, onTestFinished } from 'vitest';
 
-import { Monitor, type MonitorOptions } from '../../src/monitor/monitor.js';
+import { heightChunks, Monitor, type MonitorOptions, nextRange } from '../../src/monitor/monitor.js';
 import { WalletRpcClient } from '../../src/monitor/wallet-rpc-client.js';
 import { openDatabase } from '../../src/storage/database.js';
-import { type PaymentEvent, PaymentStore } from '../../src/storage/payment-store.js';
+import { type PaymentEvent, PaymentStore, type Transfer } from '../../src/storage/payment-store.js';
 import { type FakeTransfer, FaultyWalletRpc } from '../support/faulty-wallet-rpc.js';
 import { randomPid, randomTxid, silentLogger, tempDir, waitFor } from '../support/temp-service.js';
 
@@ -55,6 +55,8 @@ async function setup(
     logger: silentLogger(),
     startHeight: 0,
     reorgWindow: 12,
+    // One scan per poll unless a test asks for ranges.
+    rangeBlocks: 1_000_000,
     pollIntervalMs: 20,
     maxBackoffMs: 50,
     onEvents: (batch) => events.push(...batch),
@@ -222,5 +224,135 @@ describe('Monitor', () => {
 
     expect(took).toBeLessThan(3_000);
     expect(errors).toEqual(['rpc_unreachable']);
+  });
+
+  it('reads a backlog in ranges without the pool, then the rest with the pool', async () => {
+    const { fake, monitor, payments, paymentCount } = await setup({ rangeBlocks: 100 });
+    const heights = [50, 150, 400, 880, 950, 990];
+    fake.serve({ height: 1_000, in: heights.map((h) => incoming(h)), pool: [incoming(0)] });
+
+    const events = await monitor.pollOnce();
+
+    const asked = fake.callsTo('get_transfers').map((c) => [c.params.min_height, c.params.max_height, c.params.pool]);
+    // One transfer in the first range: the next may be eight times larger.
+    expect(asked).toEqual([
+      [0, 100, false],
+      [100, 900, false],
+      [900, 2 ** 31 - 1, true],
+    ]);
+    expect(paymentCount()).toBe(7);
+    expect(payments.cursor()).toBe(1_000);
+    expect(monitor.walletHeight).toBe(1_000);
+    expect(events.filter((e) => e.kind === 'seen')).toHaveLength(7);
+  });
+
+  it('keeps the ranges that were read when a later range is malformed, and resumes from them', async () => {
+    const { fake, monitor, payments, paymentCount } = await setup({ rangeBlocks: 100 });
+    const good = [incoming(50), incoming(150)];
+    const broken = { ...incoming(950), payment_id: 'not hex' };
+    fake.serve({ height: 1_000, in: [...good, broken] });
+
+    await expect(monitor.pollOnce()).rejects.toMatchObject({ code: 'rpc_bad_answer' });
+    expect(payments.cursor()).toBe(900);
+    expect(paymentCount()).toBe(2);
+
+    fake.serve({ height: 1_000, in: [...good, incoming(950)] });
+    await monitor.pollOnce();
+
+    expect(payments.cursor()).toBe(1_000);
+    expect(paymentCount()).toBe(3);
+    // The first poll asked three times; the second starts a reorg window below its cursor.
+    const resumedAt = fake.callsTo('get_transfers')[3]!.params.min_height;
+    expect(resumedAt).toBe(900 - 12);
+  });
+
+  it('leaves a pool payment alone while a backlog is read in ranges', async () => {
+    const { fake, monitor, payments } = await setup({ rangeBlocks: 100 });
+    const pooled = incoming(0);
+    fake.serve({ height: 100, in: [], pool: [pooled] });
+    await monitor.pollOnce();
+
+    fake.serve({ height: 2_000, in: [incoming(500)], pool: [pooled] });
+    const events = await monitor.pollOnce();
+
+    // The transfer at 500 is deep enough on arrival; the pool payment is neither orphaned nor back.
+    expect(events.map((e) => e.kind)).toEqual(['seen', 'confirmed']);
+    const tag = pidTag(Buffer.from(pooled.payment_id!, 'hex'));
+    expect(payments.paymentsFor(tag).map((p) => p.state)).toEqual(['pending']);
+  });
+
+  it('reads whole what is left when the wallet falls below the range it was asked for', async () => {
+    const { fake, monitor, payments, paymentCount } = await setup({ rangeBlocks: 100 });
+    const low = incoming(40);
+    // After the first range the wallet starts again from a chain of 60 blocks.
+    fake.serve({ height: 1_000, in: [low], afterTransfers: { height: 60, in: [low] } });
+
+    await monitor.pollOnce();
+
+    expect(paymentCount()).toBe(1);
+    expect(payments.cursor()).toBe(60);
+    const asked = fake.callsTo('get_transfers').map((c) => [c.params.min_height, c.params.max_height]);
+    expect(asked).toEqual([
+      [0, 100],
+      [0, 2 ** 31 - 1],
+    ]);
+  });
+});
+
+describe('nextRange', () => {
+  it('grows eightfold after an empty range and shrinks toward 4,000 transfers a range', () => {
+    expect(nextRange(100, 0)).toBe(800);
+    expect(nextRange(100, 8_000)).toBe(50);
+    expect(nextRange(100, 4_000)).toBe(100);
+    expect(nextRange(100, 1_000_000)).toBe(13);
+    expect(nextRange(1, 1_000_000)).toBe(1);
+  });
+});
+
+describe('heightChunks', () => {
+  const at = (height: number): Transfer => ({
+    txid: randomTxid(),
+    major: 0,
+    minor: 0,
+    pidTag: Buffer.alloc(16),
+    amount: 5_000n,
+    height,
+    unlockTime: 0n,
+    doubleSpendSeen: false,
+  });
+
+  it('keeps a scan of up to twice the chunk size whole', () => {
+    const scan = { transfers: [10, 11, 12, 13].map(at), walletHeight: 50, from: 0 };
+
+    expect(heightChunks(scan, 2)).toEqual([scan]);
+  });
+
+  it('cuts between heights only, in height order, with the pool and the top in the last chunk', () => {
+    const heights = [15, 11, 11, 12, 12, 12, 13, 14, 16, 17];
+    const pool = at(0);
+    const scan = { transfers: [...heights.map(at), pool], walletHeight: 50, from: 10 };
+
+    const chunks = heightChunks(scan, 2);
+
+    expect(chunks.map((c) => [c.from, c.to, c.transfers.map((t) => t.height)])).toEqual([
+      [10, 11, [11, 11]],
+      [11, 12, [12, 12, 12]],
+      [12, 14, [13, 14]],
+      [14, undefined, [15, 16, 17, 0]],
+    ]);
+    expect(chunks.every((c) => c.walletHeight === 50)).toBe(true);
+    expect(chunks.at(-1)!.transfers.at(-1)).toBe(pool);
+  });
+
+  it('ends with the range top of a bounded scan', () => {
+    const scan = { transfers: [1, 2, 3, 4, 5, 6, 7].map((h) => at(100 + h)), walletHeight: 500, from: 100, to: 200 };
+
+    const chunks = heightChunks(scan, 2);
+
+    expect(chunks.map((c) => [c.from, c.to])).toEqual([
+      [100, 102],
+      [102, 104],
+      [104, 200],
+    ]);
   });
 });

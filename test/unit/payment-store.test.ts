@@ -336,6 +336,55 @@ describe('PaymentStore cursor', () => {
   });
 });
 
+describe('PaymentStore.apply with a range', () => {
+  it('moves the cursor to the top of the range, not to the wallet height', () => {
+    const { store } = openStore();
+
+    store.apply({ transfers: [transfer({ height: 150 })], walletHeight: 1_000, from: 100, to: 200, now: NOW });
+
+    expect(store.cursor()).toBe(200);
+  });
+
+  it('orphans a pending transfer inside the range that the range no longer holds', () => {
+    const { store } = openStore();
+    const t = transfer({ height: 150 });
+    scan(store, 155, [t]);
+
+    const events = store.apply({ transfers: [], walletHeight: 1_000, from: 100, to: 200, now: NOW });
+
+    expect(events.map((e) => e.kind)).toEqual(['orphaned']);
+  });
+
+  it('neither orphans nor confirms pending transfers above the range or in the pool', () => {
+    const { store } = openStore(0);
+    const above = transfer({ height: 250 });
+    const pooled = transfer({ height: 0 });
+    const { store: strict } = openStore();
+    for (const target of [store, strict]) {
+      target.apply({ transfers: [above, pooled], walletHeight: 255, from: 0, now: NOW });
+    }
+    // Required 0 confirms on sight; the strict store keeps both pending.
+    const pending = () => strict.paymentsFor(above.pidTag).concat(strict.paymentsFor(pooled.pidTag));
+    expect(pending().map((p) => p.state)).toEqual(['pending', 'pending']);
+
+    const events = strict.apply({ transfers: [], walletHeight: 1_000, from: 100, to: 200, now: NOW });
+
+    expect(events).toEqual([]);
+    expect(pending().map((p) => p.state)).toEqual(['pending', 'pending']);
+  });
+
+  it('confirms a pending transfer inside the range once it is deep enough', () => {
+    const { store } = openStore();
+    const t = transfer({ height: 150 });
+    scan(store, 155, [t]);
+
+    const events = store.apply({ transfers: [t], walletHeight: 1_000, from: 100, to: 200, now: NOW });
+
+    expect(events.map((e) => e.kind)).toEqual(['confirmed']);
+    expect(stateOf(store, t.pidTag)).toEqual(['confirmed']);
+  });
+});
+
 describe('PaymentStore.scanFrom', () => {
   it('starts just below start_height before the first scan', () => {
     const { store } = openStore();
