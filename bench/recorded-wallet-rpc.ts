@@ -15,6 +15,8 @@ import type { AddressInfo } from 'node:net';
 export type RecordedAnswer = {
   /** Chain height the wallet reports; above every transfer by more than the confirmations. */
   height: number;
+  /** The height of the first transfer, where the wallet was restored from. */
+  firstHeight: number;
   address: string;
   transfers: Record<string, unknown>[];
 };
@@ -51,7 +53,7 @@ export function recordAnswer(count: number, address: string): RecordedAnswer {
   }
   const height = FIRST_HEIGHT + Math.ceil(count / TRANSFERS_PER_BLOCK) + CONFIRMED_DEPTH;
   for (const transfer of transfers) transfer.confirmations = height - (transfer.height as number);
-  return { height, address, transfers };
+  return { height, firstHeight: FIRST_HEIGHT, address, transfers };
 }
 
 export class RecordedWalletRpc {

@@ -19,10 +19,12 @@ import { SignatureVerifier } from './merchants/signature-verifier.js';
 import { Metrics } from './metrics.js';
 import { decodeAddress } from './monero/address.js';
 import { Monitor } from './monitor/monitor.js';
+import { pooledParser } from './monitor/pooled-parser.js';
 import { WalletRpcClient } from './monitor/wallet-rpc-client.js';
-import { type Db, openDatabase } from './storage/database.js';
+import { type Db, openDatabase, WAL_CHECKPOINT_PAGES } from './storage/database.js';
 import { PaymentStore } from './storage/payment-store.js';
 import { TicketStore } from './storage/ticket-store.js';
+import { WalCheckpointer } from './storage/wal-checkpointer.js';
 import { BloomFilter } from './tickets/bloom-filter.js';
 import { loadSecret } from './tickets/secrets.js';
 import { TicketService } from './tickets/ticket-service.js';
@@ -32,6 +34,13 @@ import { WorkerPool } from './work/worker-pool.js';
 
 export const DATABASE_FILE = 'stronghold.db';
 const EXPIRY_SWEEP_MS = 5_000;
+/** How often the checkpointer looks at the WAL's size. */
+const CHECKPOINT_LOOK_MS = 250;
+/**
+ * WAL pages at which the writer checkpoints on its own, should the worker
+ * pool not get to it: ten times the checkpointer's threshold.
+ */
+const BACKSTOP_CHECKPOINT_PAGES = 10 * WAL_CHECKPOINT_PAGES;
 
 type Parts = {
   db: Db;
@@ -39,6 +48,7 @@ type Parts = {
   metrics: Metrics;
   monitor: Monitor;
   pool: WorkerPool;
+  checkpointer: WalCheckpointer;
   dispatcher: WebhookDispatcher;
   expiryTimer: NodeJS.Timeout;
   publicListener: Listener;
@@ -69,7 +79,8 @@ export class Service {
     // Storage: the data dir, the database and the secret beside it.
     mkdirSync(config.data_dir, { recursive: true, mode: 0o700 });
     chmodSync(config.data_dir, 0o700);
-    const db = openDatabase(join(config.data_dir, DATABASE_FILE));
+    const databaseFile = join(config.data_dir, DATABASE_FILE);
+    const db = openDatabase(databaseFile, { autoCheckpointPages: BACKSTOP_CHECKPOINT_PAGES });
     const secrets = loadSecret(config.secret_file);
     const merchants = new MerchantStore(db);
     const invoiceStore = new InvoiceStore(db);
@@ -79,6 +90,13 @@ export class Service {
 
     // Off the main thread: signature checks and digests.
     const pool = new WorkerPool({ threads: config.workers });
+    const checkpointer = new WalCheckpointer({
+      file: databaseFile,
+      checkpoint: (file) => pool.checkpointWal({ file }),
+      thresholdBytes: WAL_CHECKPOINT_PAGES * (db.pragma('page_size', { simple: true }) as number),
+      intervalMs: CHECKPOINT_LOOK_MS,
+      logger: logger.child({ component: 'storage' }),
+    });
     const verifier = new SignatureVerifier({
       pool,
       windowSeconds: config.signature_window_s,
@@ -127,7 +145,7 @@ export class Service {
     monitor = new Monitor({
       rpc,
       payments,
-      pidTag: (pid) => secrets.pidTag(pid),
+      parse: pooledParser(pool, secrets.pidTagKey),
       logger: logger.child({ component: 'monitor' }),
       startHeight: config.start_height,
       reorgWindow: Math.max(config.min_confirmations, 10) + 2,
@@ -201,6 +219,7 @@ export class Service {
     logger.info({ public: publicListener.url, internal: internalListener.url }, 'listening');
 
     // Background work: the monitor, webhook delivery, invoice expiry.
+    checkpointer.start();
     monitor.start();
     dispatcher.start();
     const expiryTimer = setInterval(() => {
@@ -217,6 +236,7 @@ export class Service {
       metrics,
       monitor,
       pool,
+      checkpointer,
       dispatcher,
       expiryTimer,
       publicListener,
@@ -240,6 +260,7 @@ export class Service {
     clearInterval(parts.expiryTimer);
     await parts.monitor.close();
     await parts.dispatcher.close();
+    await parts.checkpointer.close();
     await parts.pool.close();
     parts.db.pragma('wal_checkpoint(TRUNCATE)');
     parts.db.close();

@@ -1,13 +1,12 @@
 import type { Logger } from 'pino';
 
 import type { PaymentEvent, PaymentStore, Scan, Transfer } from '../storage/payment-store.js';
-import { parseTransfer } from './transfer-parser.js';
 import type { WalletRpcClient } from './wallet-rpc-client.js';
 
 /** Above any real chain; get_transfers needs some max_height with filter_by_height. */
 const UNBOUNDED_HEIGHT = 2 ** 31 - 1;
 /** Transfers a backlog range should hold: one transaction's worth, a few tens of ms. */
-const RANGE_TRANSFERS = 4_000;
+const RANGE_TRANSFERS = 8_000;
 /** How far one range's size may move from the previous one's. */
 const RANGE_GROWTH = 8;
 
@@ -17,10 +16,17 @@ export type MonitorCounters = {
   rpcError(code: string): void;
 };
 
+/**
+ * Reads a get_transfers answer into checked transfers, with none above
+ * `maxHeight` (parseTransfersAnswer, here or on a worker thread); rejects
+ * with a WalletRpcError when the answer is malformed.
+ */
+export type TransfersParser = (answer: Buffer, maxHeight: number) => Promise<Transfer[]>;
+
 export type MonitorOptions = {
   rpc: WalletRpcClient;
   payments: PaymentStore;
-  pidTag(pid: Buffer): Buffer;
+  parse: TransfersParser;
   logger: Logger;
   startHeight: number;
   /** Blocks below the cursor scanned again to see transfers a reorg brought in. */
@@ -97,7 +103,11 @@ export class Monitor {
   }
 
   /**
-   * One scan, applied in one transaction. Throws when the wallet fails.
+   * One scan. Throws when the wallet fails; what was applied before stays.
+   *
+   * A backlog is read in ranges without the pool, each applied in its own
+   * transactions while the next range is fetched and parsed, and the rest
+   * of the chain and the pool last, as every poll reads them.
    *
    * The wallet refreshes on its own, so the calls of one scan may see two
    * chains. The height is read before and after the transfers, and
@@ -115,26 +125,48 @@ export class Monitor {
     let blocks = this.#rangeBlocks;
     const events: PaymentEvent[] = [];
 
-    // A backlog: bounded ranges without the pool, while more than one range is left.
-    while (before - from > blocks) {
-      const to = from + blocks;
-      const raw = await rpc.incomingTransfers(from, to, false);
-      const after = await rpc.getHeight();
+    // A backlog: bounded ranges without the pool while more than one range
+    // is left, three at a time: one stored here, the one after it parsed
+    // on a worker, and the next fetched.
+    let parsed: FetchedRange | undefined;
+    let fetching = before - from > blocks ? this.#fetch(from, from + blocks) : undefined;
+    while (fetching) {
+      const { answer, after, to } = await fetching;
       // A wallet that fell below the range (a reset, a rescan) is read whole below.
       if (after < to) break;
-      const transfers = this.#parse(raw, to);
-      this.#apply({ transfers, walletHeight: Math.min(before, after), from, to }, events);
-      blocks = nextRange(blocks, transfers.length);
+      const next = this.#parse(answer, to, { walletHeight: Math.min(before, after), from, to });
       from = to;
       before = after;
+      fetching = before - from > blocks ? this.#fetch(from, from + blocks) : undefined;
+      if (parsed) blocks = nextRange(blocks, await this.#apply(parsed, events));
+      parsed = next;
     }
+    if (parsed) await this.#apply(parsed, events);
 
-    const raw = await rpc.incomingTransfers(from, UNBOUNDED_HEIGHT);
+    const answer = await rpc.transfersAnswer(from, UNBOUNDED_HEIGHT);
     const after = await rpc.getHeight();
-    const transfers = this.#parse(raw, Math.max(before, after));
-    this.#apply({ transfers, walletHeight: Math.min(before, after), from }, events);
+    const last = { walletHeight: Math.min(before, after), from };
+    await this.#apply(this.#parse(answer, Math.max(before, after), last), events);
     this.#lastSuccessAt = Date.now();
     return events;
+  }
+
+  /** Fetches a range and the height after it; a fetch left behind by a failure rejects unheard. */
+  #fetch(from: number, to: number): Promise<{ answer: Buffer; after: number; to: number }> {
+    const { rpc } = this.#options;
+    const fetched = (async () => {
+      const answer = await rpc.transfersAnswer(from, to, false);
+      return { answer, after: await rpc.getHeight(), to };
+    })();
+    fetched.catch(() => undefined);
+    return fetched;
+  }
+
+  /** Starts parsing an answer; a range left unapplied by a failure rejects unheard. */
+  #parse(answer: Buffer, maxHeight: number, scan: Omit<RangeScan, 'transfers'>): FetchedRange {
+    const transfers = Promise.resolve().then(() => this.#options.parse(answer, maxHeight));
+    transfers.catch(() => undefined);
+    return { scan, transfers };
   }
 
   /**
@@ -142,9 +174,11 @@ export class Monitor {
    * chunk of heights: a range can hold far more transfers than its size
    * foretold (the first blocks with payments after a long empty stretch).
    * The events are added to `events` one by one: spread into push(), a
-   * backlog's hundred thousand would overflow the stack.
+   * backlog's hundred thousand would overflow the stack. Resolves to the
+   * number of transfers read.
    */
-  #apply(scan: RangeScan, events: PaymentEvent[]): void {
+  async #apply(fetched: FetchedRange, events: PaymentEvent[]): Promise<number> {
+    const scan = { ...fetched.scan, transfers: await fetched.transfers };
     for (const chunk of heightChunks(scan, RANGE_TRANSFERS)) {
       const applied = this.#options.payments.apply({ ...chunk, now: this.#now() });
       this.#walletHeight = chunk.walletHeight;
@@ -152,17 +186,10 @@ export class Monitor {
       this.#options.onEvents(applied);
       for (const event of applied) events.push(event);
     }
+    return scan.transfers.length;
   }
 
 
-  #parse(raw: Record<string, unknown>[], walletHeight: number): Transfer[] {
-    const transfers: Transfer[] = [];
-    for (const entry of raw) {
-      const transfer = parseTransfer(entry, walletHeight, this.#options.pidTag);
-      if (transfer) transfers.push(transfer);
-    }
-    return transfers;
-  }
 
   async #run(): Promise<void> {
     let failures = 0;
@@ -227,6 +254,7 @@ export class Monitor {
 }
 
 type RangeScan = Omit<Scan, 'now'>;
+type FetchedRange = { scan: Omit<RangeScan, 'transfers'>; transfers: Promise<Transfer[]> };
 
 /**
  * Splits a scan of many transfers into consecutive ranges of whole heights

@@ -1,10 +1,30 @@
 import { WalletRpcError } from '../errors.js';
 import type { Transfer } from '../storage/payment-store.js';
-import type { RawTransfer } from './wallet-rpc-client.js';
+import { type RawTransfer, transferList } from './wallet-rpc-client.js';
 
 const MAX_AMOUNT = (1n << 63n) - 1n;
+/** The wallet writes amounts and unlock times as unsigned 64-bit integers. */
+const MAX_UNSIGNED = (1n << 64n) - 1n;
 /** Digits of the largest unsigned 64-bit value, the longest amount the wallet writes. */
 const MAX_DIGITS = 20;
+
+/**
+ * Reads a whole get_transfers answer: every transfer that carries a short
+ * payment id, checked, with its tag. Throws a WalletRpcError when anything
+ * in it is malformed.
+ */
+export function parseTransfersAnswer(
+  answer: Buffer,
+  maxHeight: number,
+  pidTag: (pid: Buffer) => Buffer,
+): Transfer[] {
+  const transfers: Transfer[] = [];
+  for (const entry of transferList(answer)) {
+    const transfer = parseTransfer(entry, maxHeight, pidTag);
+    if (transfer) transfers.push(transfer);
+  }
+  return transfers;
+}
 
 /**
  * Validates one incoming transfer from get_transfers. Returns undefined for
@@ -76,7 +96,10 @@ function parseAmount(value: unknown): bigint {
 
 function parseUnsigned(value: unknown, field: string): bigint {
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
-  if (typeof value === 'string' && isDecimal(value)) return BigInt(value);
+  if (typeof value === 'string' && isDecimal(value)) {
+    const parsed = BigInt(value);
+    if (parsed <= MAX_UNSIGNED) return parsed;
+  }
   bad(`a malformed ${field}`);
 }
 

@@ -41,8 +41,13 @@ export class WalletRpcClient {
   }
 
   async call(method: string, params: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    return parseAnswer(method, await this.answer(method, params));
+  }
+
+  /** A call's answer as the wallet sent it, for parsing elsewhere (parseAnswer). */
+  async answer(method: string, params: Record<string, unknown> = {}): Promise<Buffer> {
     const body = JSON.stringify({ jsonrpc: '2.0', id: this.#nextId++, method, params });
-    let answer: { status: number; text: string };
+    let answer: { status: number; body: Buffer };
     try {
       answer = await this.#post(body);
     } catch (err) {
@@ -52,7 +57,7 @@ export class WalletRpcClient {
     if (answer.status < 200 || answer.status > 299) {
       throw new WalletRpcError('rpc_http_error', `wallet RPC ${method} answered HTTP ${answer.status}`);
     }
-    return parseAnswer(method, answer.text);
+    return answer.body;
   }
 
   /**
@@ -61,11 +66,11 @@ export class WalletRpcClient {
    * megabytes, and reading it through fetch's web stream took about as
    * long as parsing it (bench/README.md, ingest).
    */
-  #post(body: string): Promise<{ status: number; text: string }> {
+  #post(body: string): Promise<{ status: number; body: Buffer }> {
     const limit = this.#maxBytes;
     return new Promise((resolve, reject) => {
       let settled = false;
-      const settle = (err: unknown, answer?: { status: number; text: string }) => {
+      const settle = (err: unknown, answer?: { status: number; body: Buffer }) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
@@ -99,7 +104,7 @@ export class WalletRpcClient {
             else chunks.push(chunk);
           });
           res.on('end', () =>
-            settle(undefined, { status: res.statusCode ?? 0, text: Buffer.concat(chunks, total).toString('utf8') }),
+            settle(undefined, { status: res.statusCode ?? 0, body: Buffer.concat(chunks, total) }),
           );
           res.on('error', (err) => settle(err));
           res.on('close', () => settle(new Error('connection closed before the answer ended')));
@@ -129,34 +134,45 @@ export class WalletRpcClient {
 
   /** Incoming transfers with heights in (minHeight, maxHeight], and the pool's if asked. */
   async incomingTransfers(minHeight: number, maxHeight: number, pool = true): Promise<RawTransfer[]> {
-    const result = await this.call('get_transfers', {
+    return transferList(await this.transfersAnswer(minHeight, maxHeight, pool));
+  }
+
+  /** The get_transfers answer of incomingTransfers(), unread (transferList reads it). */
+  transfersAnswer(minHeight: number, maxHeight: number, pool = true): Promise<Buffer> {
+    return this.answer('get_transfers', {
       in: true,
       pool,
       filter_by_height: true,
       min_height: minHeight,
       max_height: maxHeight,
     });
-    const lists = [result.in ?? [], result.pool ?? []];
-    for (const list of lists) {
-      if (!Array.isArray(list)) {
-        throw new WalletRpcError('rpc_bad_answer', 'wallet RPC get_transfers answered a non-list');
-      }
-    }
-    return (lists as unknown[][]).flat() as RawTransfer[];
   }
 }
 
-function parseAnswer(method: string, text: string): Record<string, unknown> {
-  let answer: unknown;
+/** The incoming and pool transfers of a get_transfers answer, each still unchecked. */
+export function transferList(answer: Buffer): RawTransfer[] {
+  const result = parseAnswer('get_transfers', answer);
+  const lists = [result.in ?? [], result.pool ?? []];
+  for (const list of lists) {
+    if (!Array.isArray(list)) {
+      throw new WalletRpcError('rpc_bad_answer', 'wallet RPC get_transfers answered a non-list');
+    }
+  }
+  return (lists as unknown[][]).flat() as RawTransfer[];
+}
+
+/** The result object of a JSON-RPC answer, with amounts kept exact as strings. */
+export function parseAnswer(method: string, answer: Buffer): Record<string, unknown> {
+  let parsed: unknown;
   try {
-    answer = JSON.parse(quoteAmounts(text));
+    parsed = JSON.parse(quoteAmounts(answer.toString('utf8')));
   } catch {
     throw new WalletRpcError('rpc_bad_answer', `wallet RPC ${method} answered invalid JSON`);
   }
-  if (answer === null || typeof answer !== 'object') {
+  if (parsed === null || typeof parsed !== 'object') {
     throw new WalletRpcError('rpc_bad_answer', `wallet RPC ${method} answered a non-object`);
   }
-  const { error, result } = answer as { error?: { message?: unknown }; result?: unknown };
+  const { error, result } = parsed as { error?: { message?: unknown }; result?: unknown };
   if (error) {
     const message = typeof error.message === 'string' ? error.message.slice(0, 200) : 'unknown';
     throw new WalletRpcError('rpc_error', `wallet RPC ${method} failed: ${message}`);

@@ -15,20 +15,25 @@ const TOKEN_MAC_BYTES = 16;
  * tokens, only keyed hashes of them.
  */
 export class Secrets {
-  readonly #pidKey: KeyedHash;
+  /**
+   * The key payment id tags are made with, for a worker thread that tags
+   * the transfers it reads (pidTagger); it never leaves the process.
+   */
+  readonly pidTagKey: Buffer;
+  readonly #pidTag: (pid: Buffer) => Buffer;
   readonly #tokenKey: KeyedHash;
 
   constructor(master: Buffer) {
     if (master.length < 32) throw new RangeError('secret must be at least 32 bytes');
-    const pidKey = createHmac('sha256', master).update('stronghold pid tag v1').digest();
+    this.pidTagKey = createHmac('sha256', master).update('stronghold pid tag v1').digest();
     const tokenKey = createHmac('sha256', master).update('stronghold token v2').digest();
-    this.#pidKey = new KeyedHash(pidKey);
+    this.#pidTag = pidTagger(this.pidTagKey);
     this.#tokenKey = new KeyedHash(tokenKey);
   }
 
   /** The 16-byte tag under which a payment id is stored and indexed. */
   pidTag(pid: Buffer): Buffer {
-    return this.#pidKey.digest(pid).subarray(0, TAG_BYTES);
+    return this.#pidTag(pid);
   }
 
   /**
@@ -42,6 +47,12 @@ export class Secrets {
   token(pid: Buffer, tag: Buffer = this.pidTag(pid)): string {
     return tag.toString('hex') + this.#tokenKey.digest(pid).toString('hex', 0, TOKEN_MAC_BYTES);
   }
+}
+
+/** Makes payment id tags with a key from Secrets.pidTagKey. */
+export function pidTagger(key: Uint8Array): (pid: Buffer) => Buffer {
+  const keyed = new KeyedHash(Buffer.from(key));
+  return (pid) => keyed.digest(pid).subarray(0, TAG_BYTES);
 }
 
 /** The payment id tag a token starts with; the token must be 64 hex digits. */

@@ -6,6 +6,8 @@ import { Piscina } from 'piscina';
 
 import { UnavailableError } from '../errors.js';
 import type { DigestItem } from '../../workers/digest-text.js';
+import type { CheckpointItem, CheckpointOutcome } from '../../workers/checkpoint-wal.js';
+import type { ParseTransfersItem, ParseTransfersOutcome } from '../../workers/parse-transfers.js';
 import type { VerifyItem, VerifyOutcome } from '../../workers/verify-signatures.js';
 
 /**
@@ -90,6 +92,8 @@ export class WorkerPool {
   readonly #verify: Lane<VerifyItem, VerifyOutcome>;
   readonly #digest: Lane<DigestItem, string>;
   readonly #lanes: readonly (Lane<VerifyItem, VerifyOutcome> | Lane<DigestItem, string>)[];
+  readonly #parseFile: string;
+  readonly #checkpointFile: string;
   #running = 0;
   #turn = 0;
   #drainScheduled = false;
@@ -105,6 +109,8 @@ export class WorkerPool {
     this.#verify = new Lane(workerFile('verify-signatures'));
     this.#digest = new Lane(workerFile('digest-text'));
     this.#lanes = [this.#verify, this.#digest];
+    this.#parseFile = workerFile('parse-transfers');
+    this.#checkpointFile = workerFile('checkpoint-wal');
     this.#piscina = new Piscina({
       minThreads: threads,
       maxThreads: threads,
@@ -126,6 +132,19 @@ export class WorkerPool {
     if (algorithm !== 'sha256') throw new RangeError('algorithm must be sha256');
     const [hex] = await this.#submit(this.#digest, [{ text, algorithm }]);
     return hex as string;
+  }
+
+  /**
+   * Reads a wallet's get_transfers answer (see workers/parse-transfers.ts);
+   * a task of its own, tens of milliseconds for a backlog range.
+   */
+  parseTransfers(item: ParseTransfersItem): Promise<ParseTransfersOutcome> {
+    return this.#runAlone(item, this.#parseFile);
+  }
+
+  /** Checkpoints a database's WAL (see workers/checkpoint-wal.ts); a task of its own. */
+  checkpointWal(item: CheckpointItem): Promise<CheckpointOutcome> {
+    return this.#runAlone(item, this.#checkpointFile);
   }
 
   /** Piscina tasks finished so far; with batching, far fewer than items. */
@@ -158,6 +177,22 @@ export class WorkerPool {
     const answers = lane.enqueue(items);
     this.#scheduleDrain();
     return answers;
+  }
+
+  /**
+   * One item as a task of its own, counted as a running task so that
+   * signature batches wait for a thread rather than pile up in piscina's
+   * queue. Each of its callers keeps at most one in flight.
+   */
+  async #runAlone<I, O>(item: I, filename: string): Promise<O> {
+    if (this.#closed) throw new UnavailableError('the worker pool is shutting down');
+    this.#running += 1;
+    try {
+      return (await this.#piscina.run(item, { filename })) as O;
+    } finally {
+      this.#running -= 1;
+      this.#drain();
+    }
   }
 
   #queued(): number {

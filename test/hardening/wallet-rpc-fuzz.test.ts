@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { WalletRpcError } from '../../src/errors.js';
 import { Monitor } from '../../src/monitor/monitor.js';
-import { parseTransfer } from '../../src/monitor/transfer-parser.js';
+import { parseTransfer, parseTransfersAnswer } from '../../src/monitor/transfer-parser.js';
 import { quoteAmounts, WalletRpcClient } from '../../src/monitor/wallet-rpc-client.js';
 import { type Db, openDatabase } from '../../src/storage/database.js';
 import { PaymentStore } from '../../src/storage/payment-store.js';
@@ -301,7 +301,7 @@ function freshMonitor(): { db: Db; payments: PaymentStore; monitor: Monitor } {
   const monitor = new Monitor({
     rpc: new WalletRpcClient({ url: wallet.url, timeoutMs: 2_000 }),
     payments,
-    pidTag,
+    parse: async (answer, maxHeight) => parseTransfersAnswer(answer, maxHeight, pidTag),
     logger: silentLogger(),
     startHeight: 0,
     reorgWindow: REQUIRED + 2,

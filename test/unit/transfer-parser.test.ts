@@ -142,6 +142,10 @@ describe('parseTransfer', () => {
     expect(parse({ unlock_time: '1700000000' })?.unlockTime).toBe(1_700_000_000n);
   });
 
+  it('reads the largest unlock_time the wallet can write, 2^64 - 1', () => {
+    expect(parse({ unlock_time: '18446744073709551615' })?.unlockTime).toBe((1n << 64n) - 1n);
+  });
+
   it.each([
     ['a payment id of 16 zeros', { payment_id: '0000000000000000' }],
     ['a payment id of 64 zeros', { payment_id: '0'.repeat(64) }],
@@ -185,6 +189,7 @@ describe('parseTransfer', () => {
     ['a non-hex payment id', { payment_id: '0123456789abcdeg' }],
     ['a numeric payment id', { payment_id: 1234 }],
     ['a malformed unlock_time', { unlock_time: 'soon' }],
+    ['an unlock_time of 2^64', { unlock_time: '18446744073709551616' }],
   ])('refuses %s with WalletRpcError rpc_bad_answer', (_, fields) => {
     expect(rejection(fields).code).toBe('rpc_bad_answer');
   });
