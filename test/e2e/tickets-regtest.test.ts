@@ -15,6 +15,7 @@ import { type ChainService, eventually as eventuallyOn, startServiceOn } from '.
 const CONFIRMATIONS = 3;
 const PAYMENT = 50_000_000_000n; // 0.05 XMR
 const DUST = 1_000_000_000n; // 0.001 XMR, below the default floor of 0.01
+const BACKLOG_BLOCKS = 150;
 
 let chain: Regtest;
 let running: ChainService;
@@ -176,4 +177,29 @@ describe('anonymous tickets on a regtest chain', () => {
     );
     expect(ready).toBe(200);
   }, 180_000);
+
+  it('credits a payment found in a backlog of more blocks than one range, read in ranges after an outage', async () => {
+    await chain.stopReceiverRpc();
+    let paid: { pid: string };
+    try {
+      paid = await payPid(PAYMENT);
+      // More than the monitor's first range of 100 blocks: once the wallet
+      // has them, the payment lies in a bounded range, read without the
+      // pool, and the rest is read after it.
+      await chain.mine(BACKLOG_BLOCKS);
+    } finally {
+      await chain.startReceiverRpc();
+    }
+    // Most often before the monitor's backoff ends; the credit must not depend on it.
+    await chain.refresh('receiver');
+    const top = await chain.height();
+
+    const success = await eventually(() => redeem(paid.pid), (r) => r.status === 200);
+    expect(success.body).toMatchObject({ status: 'success', balance_atomic: PAYMENT.toString() });
+    const scanned = await eventually(
+      () => metric('stronghold_monitor_scan_height'),
+      (text) => Number(text.split(' ').at(-1)) >= top,
+    );
+    expect(Number(scanned.split(' ').at(-1))).toBeGreaterThanOrEqual(top);
+  }, 240_000);
 });
