@@ -88,7 +88,7 @@ export class Service {
     const ticketStore = new TicketStore(db);
     const metrics = new Metrics();
 
-    // Off the main thread: signature checks and digests.
+    // Off the main thread: signature checks, digests, wallet answers, WAL checkpoints.
     const pool = new WorkerPool({ threads: config.workers });
     const checkpointer = new WalCheckpointer({
       file: databaseFile,
@@ -145,7 +145,7 @@ export class Service {
     monitor = new Monitor({
       rpc,
       payments,
-      parse: pooledParser(pool, secrets.pidTagKey),
+      parse: pooledParser(pool, secrets.pidTagKey()),
       logger: logger.child({ component: 'monitor' }),
       startHeight: config.start_height,
       reorgWindow: Math.max(config.min_confirmations, 10) + 2,

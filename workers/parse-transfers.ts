@@ -15,7 +15,7 @@ export type ParseTransfersItem = {
   answer: Uint8Array;
   /** Highest height a transfer may claim. */
   maxHeight: number;
-  /** The key payment id tags are made with (Secrets.pidTagKey). */
+  /** The key payment id tags are made with (Secrets.pidTagKey()). */
   pidTagKey: Uint8Array;
 };
 

@@ -5,7 +5,12 @@ import type { WalletRpcClient } from './wallet-rpc-client.js';
 
 /** Above any real chain; get_transfers needs some max_height with filter_by_height. */
 const UNBOUNDED_HEIGHT = 2 ** 31 - 1;
-/** Transfers a backlog range should hold: one transaction's worth, a few tens of ms. */
+/**
+ * Transfers a backlog range should hold, and the most one transaction
+ * stores: up to about a tenth of a second of the event loop. Larger
+ * transactions cost less in all (random-key indexes make every commit
+ * write again pages the one before wrote) but hold the loop for longer.
+ */
 const RANGE_TRANSFERS = 8_000;
 /** How far one range's size may move from the previous one's. */
 const RANGE_GROWTH = 8;
@@ -47,11 +52,11 @@ export type MonitorOptions = {
 /**
  * Polls the wallet RPC and records incoming transfers. Each poll reads the
  * wallet height, then every transfer above the scan start, and applies the
- * result in one transaction; on failure it backs off exponentially and
- * starts again from the stored cursor, so an outage or restart misses
- * nothing. A backlog (a first start, an outage) is read in height ranges,
- * each applied in its own transaction with the cursor at its top, so that
- * no single transaction holds the event loop for long.
+ * result with the cursor that says how far it got; on failure it backs off
+ * exponentially and starts again from the stored cursor, so an outage or
+ * restart misses nothing. A backlog (a first start, an outage) is read in
+ * height ranges, each applied in its own transaction with the cursor at
+ * its top, so that no single transaction holds the event loop for long.
  */
 export class Monitor {
   readonly #options: MonitorOptions;
@@ -63,6 +68,7 @@ export class Monitor {
   #timer: NodeJS.Timeout | undefined;
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
+  #closed = false;
   readonly #rangeBlocks: number;
 
   constructor(options: MonitorOptions) {
@@ -94,8 +100,12 @@ export class Monitor {
     this.#loop = this.#run();
   }
 
-  /** Stops between polls: a poll in progress finishes its transaction first. */
+  /**
+   * Stops between polls, or between the ranges of a backlog: what a poll in
+   * progress is storing commits first.
+   */
   async close(): Promise<void> {
+    this.#closed = true;
     this.#running = false;
     if (this.#timer) clearTimeout(this.#timer);
     this.#wake?.();
@@ -131,6 +141,7 @@ export class Monitor {
     let parsed: FetchedRange | undefined;
     let fetching = before - from > blocks ? this.#fetch(from, from + blocks) : undefined;
     while (fetching) {
+      if (this.#closed) return events;
       const { answer, after, to } = await fetching;
       // A wallet that fell below the range (a reset, a rescan) is read whole below.
       if (after < to) break;
@@ -188,8 +199,6 @@ export class Monitor {
     }
     return scan.transfers.length;
   }
-
-
 
   async #run(): Promise<void> {
     let failures = 0;

@@ -19,10 +19,11 @@ export type WalCheckpointerOptions = {
 /**
  * Keeps the WAL short from a worker thread. A checkpoint that a commit runs
  * itself (SQLite's automatic one) copies tens of megabytes and syncs the
- * database file on the main thread: 0.2 s of the 1.5 s a 100,000-transfer
- * backlog took to store, and as long a stall for every request waiting on
- * the event loop. The writer's own automatic checkpoint stays, set far
- * higher, as a backstop should the pool fall behind.
+ * database file on the main thread, holding the event loop meanwhile: in a
+ * standalone test, 100,000 payment rows stored 4,000 to a transaction took
+ * 0.84–0.87 s with the writer checkpointing every 10,000 pages and 0.63–0.65
+ * s without. The writer's own automatic checkpoint stays, set far higher,
+ * as a backstop should the pool fall behind.
  */
 export class WalCheckpointer {
   readonly #options: WalCheckpointerOptions;

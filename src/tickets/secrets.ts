@@ -15,25 +15,30 @@ const TOKEN_MAC_BYTES = 16;
  * tokens, only keyed hashes of them.
  */
 export class Secrets {
-  /**
-   * The key payment id tags are made with, for a worker thread that tags
-   * the transfers it reads (pidTagger); it never leaves the process.
-   */
-  readonly pidTagKey: Buffer;
+  readonly #pidTagKey: Buffer;
   readonly #pidTag: (pid: Buffer) => Buffer;
   readonly #tokenKey: KeyedHash;
 
   constructor(master: Buffer) {
     if (master.length < 32) throw new RangeError('secret must be at least 32 bytes');
-    this.pidTagKey = createHmac('sha256', master).update('stronghold pid tag v1').digest();
+    this.#pidTagKey = createHmac('sha256', master).update('stronghold pid tag v1').digest();
     const tokenKey = createHmac('sha256', master).update('stronghold token v2').digest();
-    this.#pidTag = pidTagger(this.pidTagKey);
+    this.#pidTag = pidTagger(this.#pidTagKey);
     this.#tokenKey = new KeyedHash(tokenKey);
   }
 
   /** The 16-byte tag under which a payment id is stored and indexed. */
   pidTag(pid: Buffer): Buffer {
     return this.#pidTag(pid);
+  }
+
+  /**
+   * A copy of the key payment id tags are made with, for a worker thread
+   * that tags the transfers it reads (pidTagger). A method, not a field,
+   * so that the key is not among the properties a logger would print.
+   */
+  pidTagKey(): Buffer {
+    return Buffer.from(this.#pidTagKey);
   }
 
   /**
@@ -49,7 +54,7 @@ export class Secrets {
   }
 }
 
-/** Makes payment id tags with a key from Secrets.pidTagKey. */
+/** Makes payment id tags with a key from Secrets.pidTagKey(). */
 export function pidTagger(key: Uint8Array): (pid: Buffer) => Buffer {
   const keyed = new KeyedHash(Buffer.from(key));
   return (pid) => keyed.digest(pid).subarray(0, TAG_BYTES);

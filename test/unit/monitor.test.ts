@@ -303,6 +303,41 @@ describe('Monitor', () => {
   });
 });
 
+describe('Monitor.close during a backlog', () => {
+  it('stops after the range being stored, and a later poll goes on from its cursor', async () => {
+    let closing: Promise<void> | undefined;
+    const stopper = { close: (): Promise<void> => Promise.resolve() };
+    // Closed from inside the first range's commit, as a SIGTERM might land.
+    const first = await setup({ rangeBlocks: 10, onEvents: () => (closing ??= stopper.close()) });
+    stopper.close = () => first.monitor.close();
+    const heights = Array.from({ length: 2_000 }, (_, i) => i + 1);
+    first.fake.serve({ height: 2_020, in: heights.map((h) => incoming(h)) });
+
+    first.monitor.start();
+    await waitFor('close() to be called', () => closing !== undefined);
+    await closing;
+
+    expect(first.payments.cursor()).toBe(10);
+    expect(first.paymentCount()).toBe(10);
+
+    const resumed = new Monitor({
+      rpc: new WalletRpcClient({ url: first.fake.url, timeoutMs: 2_000 }),
+      payments: first.payments,
+      parse: async (answer, maxHeight) => parseTransfersAnswer(answer, maxHeight, pidTag),
+      logger: silentLogger(),
+      startHeight: 0,
+      reorgWindow: 12,
+      rangeBlocks: 10,
+      pollIntervalMs: 20,
+      maxBackoffMs: 50,
+      onEvents: () => undefined,
+    });
+    await resumed.pollOnce();
+    expect(first.payments.cursor()).toBe(2_020);
+    expect(first.paymentCount()).toBe(2_000);
+  });
+});
+
 describe('nextRange', () => {
   it('grows eightfold after an empty range and shrinks toward 8,000 transfers a range', () => {
     expect(nextRange(100, 0)).toBe(800);

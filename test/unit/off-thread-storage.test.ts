@@ -52,7 +52,7 @@ describe('pooledParser', () => {
   it('reads an answer on a worker exactly as the main thread does, tags included', async () => {
     const body = answer([incoming(), incoming({ height: 0, type: 'pool' }), incoming({ payment_id: '' })]);
 
-    const transfers = await pooledParser(pool, secrets.pidTagKey)(body, 1_000);
+    const transfers = await pooledParser(pool, secrets.pidTagKey())(body, 1_000);
 
     const here = parseTransfersAnswer(body, 1_000, (pid) => secrets.pidTag(pid));
     expect(transfers).toEqual(here);
@@ -63,7 +63,7 @@ describe('pooledParser', () => {
   it('rejects a malformed answer with the WalletRpcError and code the main thread would throw', async () => {
     const body = answer([incoming({ height: 2_000 })]);
 
-    const err = await pooledParser(pool, secrets.pidTagKey)(body, 1_000).catch((e: unknown) => e);
+    const err = await pooledParser(pool, secrets.pidTagKey())(body, 1_000).catch((e: unknown) => e);
 
     expect(err).toBeInstanceOf(WalletRpcError);
     expect(err).toMatchObject({ code: 'rpc_bad_answer', message: expect.stringContaining('height') });
