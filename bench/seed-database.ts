@@ -37,7 +37,7 @@ export class SeedDatabase {
     this.#db.pragma('cache_size = -1000000');
     this.#payments = new PaymentStore(this.#db, {
       dustFloor: 1n,
-      requiredConfirmations: () => 10,
+      termsOf: () => ({ requiredConfirmations: 10, invoiceSeq: null }),
     });
     this.#tickets = new TicketStore(this.#db);
     this.#seeded = this.#db.prepare('SELECT count(*) FROM payments').pluck().get() as number;

@@ -126,10 +126,14 @@ export class Service {
       defaultExpirySeconds: config.invoice_expiry_s,
       onEventsCommitted: () => dispatcher.kick(),
     });
+    const ticketTerms = { requiredConfirmations: config.min_confirmations, invoiceSeq: null };
     const payments = new PaymentStore(db, {
       dustFloor: config.min_payment_atomic,
-      requiredConfirmations: (tag) => invoiceStore.byTag(tag)?.confirmations ?? config.min_confirmations,
-      invoiceSeq: (tag) => invoiceStore.byTag(tag)?.seq ?? null,
+      termsOf: (tag) => {
+        const invoice = invoiceStore.byTag(tag);
+        if (invoice === undefined) return ticketTerms;
+        return { requiredConfirmations: invoice.confirmations, invoiceSeq: invoice.seq };
+      },
       onApplied: (events, scan) => invoices.onPaymentEvents(events, scan.now),
     });
     const bloom = loadBloomFilter(config, payments, logger);

@@ -50,11 +50,21 @@ export type Scan = {
   now: number;
 };
 
+/** What a payment id's payments are held to. */
+export type PaymentTerms = {
+  requiredConfirmations: number;
+  /** The invoice the payment id belongs to; null for a ticket. */
+  invoiceSeq: number | null;
+};
+
 export type PaymentPolicy = {
   dustFloor: bigint;
-  requiredConfirmations(pidTag: Buffer): number;
-  /** The invoice a payment id belongs to; payments without one are tickets. */
-  invoiceSeq?(pidTag: Buffer): number | null;
+  /**
+   * Looked up once for each transfer not stored yet: in a backlog of
+   * 100,000 new transfers, two lookups each (confirmations, then the
+   * invoice) were 0.05 s of the main thread.
+   */
+  termsOf(pidTag: Buffer): PaymentTerms;
   /** Runs inside the scan's transaction, so what it writes commits with the scan. */
   onApplied?(events: PaymentEvent[], scan: Scan): void;
 };
@@ -226,8 +236,7 @@ export class PaymentStore {
   #insertNew(transfer: Transfer, scan: Scan, contested: boolean): PaymentRow | undefined {
     const { txid, major, minor, pidTag, amount, height } = transfer;
     const initial = this.#initialState(transfer);
-    const required = this.#policy.requiredConfirmations(pidTag);
-    const invoiceSeq = this.#policy.invoiceSeq?.(pidTag) ?? null;
+    const { requiredConfirmations: required, invoiceSeq } = this.#policy.termsOf(pidTag);
     const final =
       initial === 'pending' &&
       !contested &&

@@ -296,7 +296,7 @@ function freshMonitor(): { db: Db; payments: PaymentStore; monitor: Monitor } {
   const db = openDatabase(join(tempDir(), 'stronghold.db'));
   const payments = new PaymentStore(db, {
     dustFloor: DUST_FLOOR,
-    requiredConfirmations: () => REQUIRED,
+    termsOf: () => ({ requiredConfirmations: REQUIRED, invoiceSeq: null }),
   });
   const monitor = new Monitor({
     rpc: new WalletRpcClient({ url: wallet.url, timeoutMs: 2_000 }),

@@ -138,7 +138,7 @@ export class TicketHarness {
     });
     this.payments = new PaymentStore(this.db, {
       dustFloor: options.dustFloor ?? 1_000n,
-      requiredConfirmations: () => this.minConfirmations,
+      termsOf: () => ({ requiredConfirmations: this.minConfirmations, invoiceSeq: null }),
     });
     this.ticketStore = new TicketStore(this.db);
     this.secrets = new Secrets(options.secret ?? randomBytes(32));

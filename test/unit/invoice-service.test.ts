@@ -92,8 +92,13 @@ class InvoiceHarness {
     const store = this.store;
     this.payments = new PaymentStore(this.db, {
       dustFloor: DUST_FLOOR,
-      requiredConfirmations: (tag) => store.byTag(tag)?.confirmations ?? DEFAULT_CONFIRMATIONS,
-      invoiceSeq: (tag) => store.byTag(tag)?.seq ?? null,
+      termsOf: (tag) => {
+        const invoice = store.byTag(tag);
+        return {
+          requiredConfirmations: invoice?.confirmations ?? DEFAULT_CONFIRMATIONS,
+          invoiceSeq: invoice?.seq ?? null,
+        };
+      },
       onApplied: (events, scan) => {
         this.invoices.onPaymentEvents(events, scan.now);
         if (this.failNextScan) {

@@ -45,7 +45,7 @@ async function setup(
   });
   const payments = new PaymentStore(db, {
     dustFloor: 1_000n,
-    requiredConfirmations: () => REQUIRED,
+    termsOf: () => ({ requiredConfirmations: REQUIRED, invoiceSeq: null }),
   });
   const events: PaymentEvent[] = [];
   const errors: string[] = [];

@@ -17,7 +17,10 @@ function openStore(required = REQUIRED) {
   onTestFinished(() => {
     db.close();
   });
-  const store = new PaymentStore(db, { dustFloor: FLOOR, requiredConfirmations: () => required });
+  const store = new PaymentStore(db, {
+    dustFloor: FLOOR,
+    termsOf: () => ({ requiredConfirmations: required, invoiceSeq: null }),
+  });
   const rows = () =>
     db
       .prepare('SELECT txid, subaddr_major, subaddr_minor, state, height FROM payments ORDER BY id')
@@ -110,8 +113,10 @@ describe('PaymentStore.apply', () => {
     const invoiceTag = randomBytes(16);
     const store = new PaymentStore(db, {
       dustFloor: FLOOR,
-      requiredConfirmations: (tag) => (tag.equals(invoiceTag) ? 3 : REQUIRED),
-      invoiceSeq: (tag) => (tag.equals(invoiceTag) ? 7 : null),
+      termsOf: (tag) =>
+        tag.equals(invoiceTag)
+          ? { requiredConfirmations: 3, invoiceSeq: 7 }
+          : { requiredConfirmations: REQUIRED, invoiceSeq: null },
     });
     const transfers = [
       transfer({ height: 100 }),
