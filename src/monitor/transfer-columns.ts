@@ -7,7 +7,6 @@ import type { Transfer } from '../storage/payment-store.js';
  * strings, bigints and buffers cost the receiving thread 0.11–0.17 s.
  */
 export type TransferColumns = {
-  count: number;
   /** Every txid's 64 hex digits, one after the other. */
   txids: string;
   majors: Uint32Array;
@@ -26,7 +25,6 @@ const TAG_BYTES = 16;
 export function toColumns(transfers: readonly Transfer[]): TransferColumns {
   const count = transfers.length;
   const columns: TransferColumns = {
-    count,
     txids: transfers.map((t) => t.txid).join(''),
     majors: new Uint32Array(count),
     minors: new Uint32Array(count),
@@ -52,7 +50,8 @@ export function toColumns(transfers: readonly Transfer[]): TransferColumns {
 }
 
 export function fromColumns(columns: TransferColumns): Transfer[] {
-  const { count, txids, tags } = columns;
+  const { txids, tags } = columns;
+  const count = columns.heights.length;
   const transfers = new Array<Transfer>(count);
   for (let i = 0; i < count; i++) {
     transfers[i] = {

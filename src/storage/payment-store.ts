@@ -84,6 +84,7 @@ export class PaymentStore {
   readonly #setHeight;
   readonly #setState;
   readonly #pending;
+  readonly #pendingIn;
   readonly #byTag;
   readonly #getMeta;
   readonly #setMeta;
@@ -114,6 +115,14 @@ export class PaymentStore {
       )
       .safeIntegers(true);
     this.#pending = db.prepare("SELECT * FROM payments WHERE state = 'pending'").safeIntegers(true);
+    // A range scan has not read the pool nor the heights above its range,
+    // so it cannot tell whether those payments are still there or
+    // contested: the range that reads them decides. Those below it were
+    // decided by the ranges before it, and the poll's last read looks at
+    // every pending payment again (payments_pending).
+    this.#pendingIn = db
+      .prepare("SELECT * FROM payments WHERE state = 'pending' AND height > ? AND height <= ?")
+      .safeIntegers(true);
     this.#byTag = db
       .prepare(
         `SELECT state, amount, height, required_confirmations FROM payments
@@ -184,9 +193,9 @@ export class PaymentStore {
       const event = this.#record(transfer, scan, isContested, seen, confirmedOnArrival);
       if (event) events.push(event);
     }
-    for (const row of this.#pending.all() as Record<string, unknown>[]) {
+    const pending = scan.to === undefined ? this.#pending.all() : this.#pendingIn.all(scan.from, scan.to);
+    for (const row of pending as Record<string, unknown>[]) {
       const payment = toRow(row);
-      if (!coveredBy(scan, payment.height)) continue;
       const key = keyOf(payment.txid, payment.subaddr_major, payment.subaddr_minor);
       const inWindow = payment.height === 0 || payment.height > scan.from;
       if (inWindow && !seen.has(key)) {
@@ -318,16 +327,6 @@ export function isFinal(
 
 export function confirmationsOf(height: number, walletHeight: number): number {
   return height > 0 ? Math.max(0, walletHeight - height) : 0;
-}
-
-/**
- * Whether a scan may orphan or confirm a pending payment at this height. A
- * range scan has not read the pool nor the heights above its range, so it
- * cannot tell whether those payments are still there or contested: the
- * range that reads them decides.
- */
-function coveredBy(scan: Scan, height: number): boolean {
-  return scan.to === undefined || (height > 0 && height <= scan.to);
 }
 
 function keyOf(txid: string, major: number, minor: number): string {

@@ -53,6 +53,21 @@ export function randomTxid(): string {
   return randomBytes(32).toString('hex');
 }
 
+/** A checked transfer as the monitor hands it to PaymentStore: 5,000 atomic units at height 100 unless told. */
+export function makeTransfer(fields: Partial<Transfer> = {}): Transfer {
+  return {
+    txid: randomTxid(),
+    major: 0,
+    minor: 1,
+    pidTag: randomBytes(16),
+    amount: 5_000n,
+    height: 100,
+    unlockTime: 0n,
+    doubleSpendSeen: false,
+    ...fields,
+  };
+}
+
 /**
  * A validated config for a throwaway service: a data dir that does not
  * exist yet inside a temp dir, both listeners on ephemeral ports, and a

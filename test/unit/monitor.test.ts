@@ -7,9 +7,9 @@ import { heightChunks, Monitor, type MonitorOptions, nextRange } from '../../src
 import { parseTransfersAnswer } from '../../src/monitor/transfer-parser.js';
 import { WalletRpcClient } from '../../src/monitor/wallet-rpc-client.js';
 import { openDatabase } from '../../src/storage/database.js';
-import { type PaymentEvent, PaymentStore, type Transfer } from '../../src/storage/payment-store.js';
+import { type PaymentEvent, PaymentStore } from '../../src/storage/payment-store.js';
 import { type FakeTransfer, FaultyWalletRpc } from '../support/faulty-wallet-rpc.js';
-import { randomPid, randomTxid, silentLogger, tempDir, waitFor } from '../support/temp-service.js';
+import { makeTransfer, randomPid, randomTxid, silentLogger, tempDir, waitFor } from '../support/temp-service.js';
 
 const REQUIRED = 10;
 const pidTag = (pid: Buffer) => createHash('sha256').update(pid).digest().subarray(0, 16);
@@ -349,16 +349,7 @@ describe('nextRange', () => {
 });
 
 describe('heightChunks', () => {
-  const at = (height: number): Transfer => ({
-    txid: randomTxid(),
-    major: 0,
-    minor: 0,
-    pidTag: Buffer.alloc(16),
-    amount: 5_000n,
-    height,
-    unlockTime: 0n,
-    doubleSpendSeen: false,
-  });
+  const at = (height: number) => makeTransfer({ height });
 
   it('keeps a scan of up to twice the chunk size whole', () => {
     const scan = { transfers: [10, 11, 12, 13].map(at), walletHeight: 50, from: 0 };

@@ -101,4 +101,28 @@ describe('WalCheckpointer', () => {
     await waitFor('a checkpoint', () => checkpointer.completed >= 1);
     expect(statSync(file).size).toBe(pages() * pageBytes);
   });
+
+  it('leaves a WAL below its threshold alone', async () => {
+    const file = join(tempDir(), 'stronghold.db');
+    const db = openDatabase(file, { autoCheckpointPages: 0 });
+    onTestFinished(() => {
+      db.close();
+    });
+    db.exec('CREATE TABLE filler (v BLOB)');
+    db.prepare('INSERT INTO filler VALUES (?)').run(randomBytes(100));
+    const checkpointer = new WalCheckpointer({
+      file,
+      checkpoint: (f) => pool.checkpointWal({ file: f }),
+      thresholdBytes: 64 * 1024 * 1024,
+      intervalMs: 10,
+      logger: silentLogger(),
+    });
+    checkpointer.start();
+    onTestFinished(() => checkpointer.close());
+
+    await new Promise((resolve) => setTimeout(resolve, 150));
+
+    expect(checkpointer.completed).toBe(0);
+    expect(statSync(file).size).toBeLessThan(db.pragma('page_count', { simple: true }) as number * 4096);
+  });
 });

@@ -6,7 +6,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { openDatabase } from '../../src/storage/database.js';
 import { type PaymentEvent, PaymentStore, type Transfer } from '../../src/storage/payment-store.js';
 import { TicketStore } from '../../src/storage/ticket-store.js';
-import { randomTxid, tempDir } from '../support/temp-service.js';
+import { makeTransfer, randomTxid, tempDir } from '../support/temp-service.js';
 
 const REQUIRED = 10;
 const FLOOR = 1_000n;
@@ -28,19 +28,7 @@ function openStore(required = REQUIRED) {
   return { db, store, balance: (tag: Buffer) => new TicketStore(db).balance(tag), rows };
 }
 
-function transfer(fields: Partial<Transfer> = {}): Transfer {
-  return {
-    txid: randomTxid(),
-    major: 0,
-    minor: 1,
-    pidTag: randomBytes(16),
-    amount: 5_000n,
-    height: 100,
-    unlockTime: 0n,
-    doubleSpendSeen: false,
-    ...fields,
-  };
-}
+const transfer = makeTransfer;
 
 /** A scan as the monitor applies it; `from: 0` means the wallet was asked for everything. */
 function scan(
@@ -376,6 +364,19 @@ describe('PaymentStore.apply with a range', () => {
 
     expect(events).toEqual([]);
     expect(pending().map((p) => p.state)).toEqual(['pending', 'pending']);
+  });
+
+  it('leaves a pending transfer below the range to the ranges before it and the last read', () => {
+    const { store } = openStore();
+    const low = transfer({ height: 50 });
+    scan(store, 55, [low]);
+
+    const events = store.apply({ transfers: [], walletHeight: 1_000, from: 100, to: 200, now: NOW });
+    expect(events).toEqual([]);
+    expect(stateOf(store, low.pidTag)).toEqual(['pending']);
+
+    scan(store, 1_000, [low], 200);
+    expect(stateOf(store, low.pidTag)).toEqual(['confirmed']);
   });
 
   it('confirms a pending transfer inside the range once it is deep enough', () => {

@@ -1,24 +1,9 @@
-import { randomBytes } from 'node:crypto';
-
 import { describe, expect, it } from 'vitest';
 
 import { fromColumns, toColumns } from '../../src/monitor/transfer-columns.js';
-import type { Transfer } from '../../src/storage/payment-store.js';
-import { randomTxid } from '../support/temp-service.js';
+import { makeTransfer } from '../support/temp-service.js';
 
-function transfer(fields: Partial<Transfer> = {}): Transfer {
-  return {
-    txid: randomTxid(),
-    major: 0,
-    minor: 7,
-    pidTag: randomBytes(16),
-    amount: 5_000n,
-    height: 1_234,
-    unlockTime: 0n,
-    doubleSpendSeen: false,
-    ...fields,
-  };
-}
+const transfer = makeTransfer;
 
 describe('transfer columns', () => {
   it('give back every field of every transfer, the extremes included', () => {
