@@ -70,59 +70,55 @@ describe('pooledParser', () => {
   });
 });
 
+/**
+ * A writer that never checkpoints by itself, with `rows` rows of filler
+ * committed, and a checkpointer on the pool (not started) at `thresholdBytes`.
+ */
+function walSetup(rows: number, thresholdBytes: number) {
+  const file = join(tempDir(), 'stronghold.db');
+  const db = openDatabase(file, { autoCheckpointPages: 0 });
+  onTestFinished(() => {
+    db.close();
+  });
+  db.exec('CREATE TABLE filler (k BLOB PRIMARY KEY, v BLOB)');
+  const insert = db.prepare('INSERT INTO filler VALUES (?, ?)');
+  db.transaction(() => {
+    for (let i = 0; i < rows; i++) insert.run(randomBytes(16), randomBytes(200));
+  })();
+  const checkpointer = new WalCheckpointer({
+    file,
+    checkpoint: (f) => pool.checkpointWal({ file: f }),
+    thresholdBytes,
+    intervalMs: 10,
+    logger: silentLogger(),
+  });
+  // Registered last so that it runs first: the checkpointer stops before the database closes.
+  onTestFinished(() => checkpointer.close());
+  const pageBytes = db.pragma('page_size', { simple: true }) as number;
+  /** What the database file would hold were every page in it. */
+  const fullBytes = () => (db.pragma('page_count', { simple: true }) as number) * pageBytes;
+  return { file, checkpointer, fullBytes };
+}
+
 describe('WalCheckpointer', () => {
   it('copies the WAL into the database file from a worker while the writer never checkpoints', async () => {
-    const file = join(tempDir(), 'stronghold.db');
-    const db = openDatabase(file, { autoCheckpointPages: 0 });
-    onTestFinished(() => {
-      db.close();
-    });
-    db.exec('CREATE TABLE filler (k BLOB PRIMARY KEY, v BLOB)');
-    const insert = db.prepare('INSERT INTO filler VALUES (?, ?)');
-    const write = db.transaction((rows: number) => {
-      for (let i = 0; i < rows; i++) insert.run(randomBytes(16), randomBytes(200));
-    });
-    write(5_000);
-    const pages = () => db.pragma('page_count', { simple: true }) as number;
-    const pageBytes = db.pragma('page_size', { simple: true }) as number;
+    const { file, checkpointer, fullBytes } = walSetup(5_000, 64 * 1024);
     // Nothing has reached the database file yet: every page is in the WAL.
-    expect(statSync(file).size).toBeLessThan(pages() * pageBytes);
+    expect(statSync(file).size).toBeLessThan(fullBytes());
 
-    const checkpointer = new WalCheckpointer({
-      file,
-      checkpoint: (f) => pool.checkpointWal({ file: f }),
-      thresholdBytes: 64 * 1024,
-      intervalMs: 10,
-      logger: silentLogger(),
-    });
     checkpointer.start();
-    onTestFinished(() => checkpointer.close());
-
     await waitFor('a checkpoint', () => checkpointer.completed >= 1);
-    expect(statSync(file).size).toBe(pages() * pageBytes);
+
+    expect(statSync(file).size).toBe(fullBytes());
   });
 
   it('leaves a WAL below its threshold alone', async () => {
-    const file = join(tempDir(), 'stronghold.db');
-    const db = openDatabase(file, { autoCheckpointPages: 0 });
-    onTestFinished(() => {
-      db.close();
-    });
-    db.exec('CREATE TABLE filler (v BLOB)');
-    db.prepare('INSERT INTO filler VALUES (?)').run(randomBytes(100));
-    const checkpointer = new WalCheckpointer({
-      file,
-      checkpoint: (f) => pool.checkpointWal({ file: f }),
-      thresholdBytes: 64 * 1024 * 1024,
-      intervalMs: 10,
-      logger: silentLogger(),
-    });
-    checkpointer.start();
-    onTestFinished(() => checkpointer.close());
+    const { file, checkpointer, fullBytes } = walSetup(1, 64 * 1024 * 1024);
 
+    checkpointer.start();
     await new Promise((resolve) => setTimeout(resolve, 150));
 
     expect(checkpointer.completed).toBe(0);
-    expect(statSync(file).size).toBeLessThan(db.pragma('page_count', { simple: true }) as number * 4096);
+    expect(statSync(file).size).toBeLessThan(fullBytes());
   });
 });

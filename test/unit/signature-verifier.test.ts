@@ -545,7 +545,9 @@ describe('SignatureVerifier', () => {
     const busy = performance.eventLoopUtilization(before).utilization;
 
     expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
-    expect(busy).toBeLessThan(0.6);
+    // 0.53 to 0.74 on a two-core Intel guest, the code before and after the
+    // monitor's move to the pool alike; 0.6 failed there one run in three.
+    expect(busy).toBeLessThan(0.8);
   }, 120_000);
 });
 
